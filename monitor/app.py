@@ -1,0 +1,53 @@
+"""Wiring: settings in, a ready Runtime out. The one place that builds the real parts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from monitor.config import Settings
+from monitor.errors import LocatedError
+from monitor.fetch import Fetcher
+from monitor.notify import Notifier, build_notifiers, notification_client
+from monitor.pipeline import Runtime
+from monitor.store import Store
+from monitor.watchlists import Watchlist, load_watchlists
+
+log = logging.getLogger("monitor")
+
+
+def load_checked_watchlists(settings: Settings) -> tuple[list[Watchlist], list[LocatedError]]:
+    return load_watchlists(settings.defaults.watchlists_dir, settings.channels.keys())
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    notifiers: dict[str, Notifier] | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open the store, the HTTP clients and the notifiers; close them all on exit.
+
+    A broken watchlist is logged and skipped: the others keep working.
+    """
+    watchlists, errors = load_checked_watchlists(settings)
+    for error in errors:
+        log.error("watchlist skipped: %s", error)
+    store = Store.open(settings.defaults.state_path)
+    try:
+        async with Fetcher(settings.defaults, transport) as fetcher, notification_client(
+            settings.defaults.timeout
+        ) as client:
+            yield Runtime(
+                settings=settings,
+                store=store,
+                fetcher=fetcher,
+                watchlists=watchlists,
+                notifiers=notifiers if notifiers is not None else build_notifiers(settings, client),
+            )
+    finally:
+        store.close()

@@ -1,0 +1,448 @@
+"""config.toml and the environment -> validated, immutable settings.
+
+Every problem is collected rather than raised at the first one, so `monitor check` can list them
+all; each names the file, the key path and what to do about it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+from monitor import USER_AGENT
+from monitor.errors import ConfigError, ConfigErrors
+
+T = TypeVar("T")
+
+DEFAULT_CONFIG = Path("config.toml")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 1000, "KiB": 1024, "MB": 10**6, "MiB": 2**20}
+_SIZE_UNITS |= {"GB": 10**9, "GiB": 2**30}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    poll_interval: float = 900.0
+    deliver_interval: float = 60.0
+    jitter: float = 0.1  # each feed's polls spread by up to this share of its interval
+    user_agent: str = USER_AGENT
+    timeout: float = 20.0  # per connect/read/write
+    fetch_deadline: float = 60.0  # whole fetch, however slowly the body trickles in
+    max_concurrency: int = 16
+    max_feed_bytes: int = 10 * 2**20
+    max_redirects: int = 5
+    state_path: Path = Path("state/monitor.db")
+    watchlists_dir: Path = Path("watchlists")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    name: str
+    url: str  # http(s) URL, file:// URL or absolute path
+    interval: float | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def is_local(self) -> bool:
+        return not self.url.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleOptions:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SlackOptions:
+    webhook_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOptions:
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EmailOptions:
+    host: str
+    sender: str
+    recipients: tuple[str, ...]
+    port: int = 587
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+
+
+ChannelOptions = ConsoleOptions | SlackOptions | WebhookOptions | EmailOptions
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    name: str
+    type: str
+    options: ChannelOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    path: Path
+    defaults: Defaults = Defaults()
+    feeds: tuple[FeedConfig, ...] = ()
+    channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
+
+    def feed(self, name: str) -> FeedConfig:
+        return next(f for f in self.feeds if f.name == name)
+
+    def interval(self, feed: FeedConfig) -> float:
+        return feed.interval if feed.interval is not None else self.defaults.poll_interval
+
+
+def load_settings(path: Path | str = DEFAULT_CONFIG, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a config file; raise ConfigErrors listing every problem found."""
+    path = Path(path)
+    env = os.environ if env is None else env
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigErrors(
+            [ConfigError(path, "", "file not found; copy config.toml from the repository or pass --config")]
+        ) from None
+    except OSError as e:
+        raise ConfigErrors([ConfigError(path, "", f"cannot read: {e.strerror}")]) from e
+    except UnicodeDecodeError as e:
+        raise ConfigErrors([ConfigError(path, "", f"not UTF-8 text ({e.reason} at byte {e.start})")]) from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigErrors([ConfigError(path, "", f"TOML syntax error: {e}")]) from e
+    return parse_settings(raw, path, env)
+
+
+def parse_settings(raw: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> Settings:
+    errors: list[ConfigError] = []
+    root = Table(raw, "", path, errors, env)
+    base = path.parent
+    defaults = _parse_defaults(root.table("defaults"), base)
+    feeds = _parse_feeds(root, base)
+    channels = _parse_channels(root.table("channels"))
+    root.finish()
+    if errors:
+        raise ConfigErrors(list(errors))
+    return Settings(path=path, defaults=defaults, feeds=feeds, channels=channels)
+
+
+def _parse_defaults(t: Table, base: Path) -> Defaults:
+    d = Defaults()
+    result = Defaults(
+        poll_interval=t.duration("poll_interval", d.poll_interval, minimum=10),
+        deliver_interval=t.duration("deliver_interval", d.deliver_interval, minimum=1),
+        jitter=t.number("jitter", d.jitter, minimum=0, maximum=0.5),
+        user_agent=t.string("user_agent", d.user_agent),
+        timeout=t.duration("timeout", d.timeout, minimum=0.1),
+        fetch_deadline=t.duration("fetch_deadline", d.fetch_deadline, minimum=0.1),
+        max_concurrency=int(t.number("max_concurrency", d.max_concurrency, minimum=1, maximum=1000)),
+        max_feed_bytes=t.size("max_feed_bytes", d.max_feed_bytes),
+        max_redirects=int(t.number("max_redirects", d.max_redirects, minimum=0, maximum=20)),
+        state_path=base / t.string("state_path", str(d.state_path)),
+        watchlists_dir=base / t.string("watchlists_dir", str(d.watchlists_dir)),
+    )
+    t.finish()
+    return result
+
+
+def _parse_feeds(root: Table, base: Path) -> tuple[FeedConfig, ...]:
+    feeds: list[FeedConfig] = []
+    seen: set[str] = set()
+    for t in root.tables("feeds"):
+        name = t.string("name", required=True)
+        url = t.string("url", required=True)
+        if url and (checked := _check_feed_url(url, base)) is None:
+            t.error("url", f"{url!r} is not a feed address; use an http(s):// URL, a file:// URL or a path")
+        elif url:
+            url = checked
+        if name and not _NAME.match(name):
+            t.error("name", f"{name!r}: use letters, digits, '.', '_' or '-' (no spaces)")
+        elif name in seen:
+            t.error("name", f"{name!r} is used by another feed; feed names must be unique")
+        seen.add(name)
+        interval = t.duration("interval", None, minimum=10)
+        tags = tuple(t.strings("tags", []))
+        t.finish()
+        feeds.append(FeedConfig(name=name, url=url, interval=interval, tags=tags))
+    return tuple(feeds)
+
+
+def _check_feed_url(url: str, base: Path) -> str | None:
+    """The URL to fetch (paths made absolute), or None when `url` cannot be a feed address."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https"):
+        return url if parts.hostname else None
+    if parts.scheme == "file":
+        return url if parts.path else None
+    if parts.scheme and len(parts.scheme) > 1:  # a Windows drive letter is not a scheme
+        return None
+    return str((base / url).resolve())
+
+
+def _parse_channels(t: Table) -> dict[str, ChannelConfig]:
+    channels: dict[str, ChannelConfig] = {}
+    for name in t.keys():
+        c = t.table(name)
+        if not _NAME.match(name):
+            t.error(name, "channel names use letters, digits, '.', '_' or '-'")
+        kind = c.string("type", required=True)
+        parser = _CHANNEL_PARSERS.get(kind)
+        if parser is None:
+            if kind:
+                c.error("type", f"unknown channel type {kind!r}; use one of {', '.join(_CHANNEL_PARSERS)}")
+            continue
+        options = parser(c)
+        c.finish()
+        channels[name] = ChannelConfig(name=name, type=kind, options=options)
+    return channels
+
+
+def _console(c: Table) -> ConsoleOptions:
+    return ConsoleOptions()
+
+
+def _slack(c: Table) -> SlackOptions:
+    return SlackOptions(webhook_url=c.url("webhook_url", required=True))
+
+
+def _webhook(c: Table) -> WebhookOptions:
+    url = c.url("url", required=True)
+    headers = c.table("headers")
+    pairs = tuple((k, headers.string(k, required=True)) for k in headers.keys())
+    return WebhookOptions(url=url, headers=pairs)
+
+
+def _email(c: Table) -> EmailOptions:
+    security = c.choice("security", ("starttls", "tls", "none"), "starttls")
+    default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
+    recipients = c.strings("recipients", None, required=True)
+    if recipients == []:
+        c.error("recipients", "list at least one address")
+    return EmailOptions(
+        host=c.string("host", required=True),
+        port=int(c.number("port", default_port, minimum=1, maximum=65535)),
+        security=security,  # type: ignore[arg-type]
+        username=c.string("username", None),
+        password=c.string("password", None),
+        sender=c.string("sender", required=True),
+        recipients=tuple(recipients or ()),
+    )
+
+
+_CHANNEL_PARSERS: dict[str, Callable[[Table], ChannelOptions]] = {
+    "console": _console,
+    "slack": _slack,
+    "webhook": _webhook,
+    "email": _email,
+}
+
+
+class Table:
+    """A view of one TOML table that reads typed keys and records errors with their key path."""
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        path: str,
+        file: Path,
+        errors: list[ConfigError],
+        env: Mapping[str, str],
+    ) -> None:
+        self._data = data
+        self._path = path
+        self._file = file
+        self._errors = errors
+        self._env = env
+        self._read: set[str] = set()
+
+    def key_path(self, key: str) -> str:
+        return f"{self._path}.{key}" if self._path else key
+
+    def error(self, key: str, message: str) -> None:
+        self._errors.append(ConfigError(self._file, self.key_path(key), message))
+
+    def keys(self) -> list[str]:
+        self._read.update(self._data)
+        return list(self._data)
+
+    def finish(self) -> None:
+        """Report every key that was never read: a typo must not be silently ignored."""
+        for key in self._data:
+            if key not in self._read:
+                self.error(
+                    key, "unknown key; check its spelling against the README's configuration reference"
+                )
+
+    def _get(self, key: str, required: bool) -> Any:
+        self._read.add(key)
+        if key not in self._data:
+            if required:
+                self.error(key, "missing; this key is required")
+            return None
+        return self._data[key]
+
+    def table(self, key: str) -> Table:
+        value = self._get(key, False)
+        if value is None:
+            value = {}
+        elif not isinstance(value, dict):
+            self.error(key, f"expected a table ([{self.key_path(key)}]), got {_kind(value)}")
+            value = {}
+        return Table(value, self.key_path(key), self._file, self._errors, self._env)
+
+    def tables(self, key: str) -> list[Table]:
+        value = self._get(key, False)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.error(key, f"expected an array of tables ([[{self.key_path(key)}]]), got {_kind(value)}")
+            return []
+        return [
+            Table(v, f"{self.key_path(key)}[{i}]", self._file, self._errors, self._env)
+            for i, v in enumerate(value)
+        ]
+
+    def string(self, key: str, default: T = "", *, required: bool = False) -> str | T:  # type: ignore[assignment]
+        value = self._get(key, required)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            self.error(key, f"expected a string, got {_kind(value)}")
+            return default
+        return self._interpolate(key, value)
+
+    def strings(self, key: str, default: T, *, required: bool = False) -> list[str] | T:
+        value = self._get(key, required)
+        if value is None:
+            return default
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.error(key, f"expected a list of strings, got {_kind(value)}")
+            return default
+        return [self._interpolate(key, v) for v in value]
+
+    def number(
+        self, key: str, default: T, *, minimum: float | None = None, maximum: float | None = None
+    ) -> float | T:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.error(key, f"expected a number, got {_kind(value)}")
+            return default
+        return self._bounded(key, float(value), minimum, maximum, default)
+
+    def duration(self, key: str, default: T, *, minimum: float = 0) -> float | T:
+        """Seconds as a number, or a string such as "90s", "15m", "1h30m", "1d"."""
+        value = self._get(key, False)
+        if value is None:
+            return default
+        seconds = parse_duration(value)
+        if seconds is None:
+            self.error(key, f'{value!r} is not a duration; write seconds (90) or a string like "15m", "1h"')
+            return default
+        return self._bounded(key, seconds, minimum, None, default)
+
+    def size(self, key: str, default: int) -> int:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        m = _SIZE.match(value) if isinstance(value, str) else None
+        if m is None or int(m.group(1)) == 0:
+            self.error(key, f'{value!r} is not a size; write bytes (1048576) or a string like "10MiB"')
+            return default
+        return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.string(key, default)
+        if value not in choices:
+            self.error(key, f"{value!r} is not one of: {', '.join(choices)}")
+            return default
+        return value
+
+    def url(self, key: str, *, required: bool = False) -> str:
+        value = self.string(key, "", required=required)
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            self.error(key, f"{_redact(value)!r} is not an http(s) URL")
+        return value
+
+    def _bounded(
+        self, key: str, value: float, minimum: float | None, maximum: float | None, default: T
+    ) -> float | T:
+        if minimum is not None and value < minimum:
+            self.error(key, f"{value:g} is too small; the minimum is {minimum:g}")
+            return default
+        if maximum is not None and value > maximum:
+            self.error(key, f"{value:g} is too large; the maximum is {maximum:g}")
+            return default
+        return value
+
+    def _interpolate(self, key: str, value: str) -> str:
+        """Replace ${VAR} (or ${VAR:-default}) by the environment; secrets live only there."""
+
+        def replace(m: re.Match[str]) -> str:
+            name, fallback = m.group(1), m.group(2)
+            if name in self._env:
+                return self._env[name]
+            if fallback is not None:
+                return fallback
+            self.error(
+                key, f"${{{name}}} is not set; export {name} in the environment (or use ${{{name}:-default}})"
+            )
+            return ""
+
+        return _ENV_REF.sub(replace, value)
+
+
+def parse_duration(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace(" ", "")
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            return None
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    return total if pos == len(text) and pos > 0 else None
+
+
+def _kind(value: object) -> str:
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _redact(url: str) -> str:
+    """A URL fit for an error message: webhook paths and credentials are secrets."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return url[:3] + "..." if len(url) > 3 else url
+    return f"{parts.scheme}://{parts.hostname or ''}/..." if parts.path not in ("", "/") else url

@@ -1,0 +1,83 @@
+"""The one error hierarchy of monitor.
+
+    MonitorError
+    ├── ConfigError          config.toml is wrong (file, key path, what to do)
+    ├── WatchlistError       a watchlist file is wrong (file, key path)
+    ├── FetchError           a feed could not be fetched (feed)
+    ├── ParseError           a feed's body is not a feed (feed)
+    ├── StoreError           the database cannot be used (path)
+    └── DeliveryError        a channel refused or failed an alert (channel)
+        temporary=True means "retry later", False means "retrying will not help"
+
+Every message is meant to be read by the person who can fix the problem, so it names the
+file, key, feed or channel at fault and, where there is one, the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MonitorError(Exception):
+    """Base class of every error monitor raises on purpose."""
+
+
+class LocatedError(MonitorError):
+    """An error at a key path inside a file: `config.toml: channels.ops.url: <message>`."""
+
+    def __init__(self, file: Path | str, key: str, message: str) -> None:
+        self.file = str(file)
+        self.key = key
+        self.message = message
+        location = f"{self.file}: {key}: " if key else f"{self.file}: "
+        super().__init__(location + message)
+
+
+class ConfigError(LocatedError):
+    """config.toml is missing, unreadable or invalid."""
+
+
+class WatchlistError(LocatedError):
+    """A watchlist file is unreadable or invalid."""
+
+
+class ConfigErrors(MonitorError):
+    """Several configuration or watchlist errors, reported together so they can be fixed at once."""
+
+    def __init__(self, errors: list[LocatedError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+class FetchError(MonitorError):
+    """A feed could not be fetched: network error, timeout, HTTP error status, oversize body."""
+
+    def __init__(self, feed: str, message: str, *, status: int | None = None) -> None:
+        self.feed = feed
+        self.status = status
+        super().__init__(message)
+
+
+class ParseError(MonitorError):
+    """A feed's body could not be read as RSS or Atom."""
+
+    def __init__(self, feed: str, message: str) -> None:
+        self.feed = feed
+        super().__init__(message)
+
+
+class StoreError(MonitorError):
+    """The state database cannot be opened, migrated or written."""
+
+
+class DeliveryError(MonitorError):
+    """A channel did not accept an alert.
+
+    `temporary` tells the outbox whether trying again later can help (a 503, a timeout) or not
+    (a revoked webhook, an unknown recipient).
+    """
+
+    def __init__(self, channel: str, message: str, *, temporary: bool = True) -> None:
+        self.channel = channel
+        self.temporary = temporary
+        super().__init__(message)

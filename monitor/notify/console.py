@@ -1,0 +1,31 @@
+"""The console channel: alerts printed to standard output, for `make run`, the demo and tailing logs."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from monitor.types import Alert, DeliveryOutcome
+
+
+def format_alert(alert: Alert) -> str:
+    when = alert.published.strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"[{alert.severity.label.upper()}] {alert.watchlist_name}: {alert.title}",
+        f"  {alert.feed} · {when}" + (f" · {alert.link}" if alert.link else ""),
+        f"  matched: {', '.join(alert.terms)}",
+    ]
+    return "\n".join(lines)
+
+
+class ConsoleNotifier:
+    def __init__(self, name: str, stream: TextIO | None = None) -> None:
+        self.name = name
+        self._stream = stream
+
+    async def deliver(self, alerts: Sequence[Alert]) -> list[DeliveryOutcome]:
+        stream = self._stream or sys.stdout
+        for alert in alerts:
+            print(format_alert(alert), file=stream, flush=True)
+        return [DeliveryOutcome(a.id, self.name, True) for a in alerts]

@@ -1,0 +1,100 @@
+"""Feed bytes -> Items, with feedparser (pure: no I/O, the clock passed in)."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+from monitor.dedup import content_hash, item_key
+from monitor.errors import ParseError
+from monitor.text import collapse_space, html_to_text
+from monitor.types import Item
+
+MAX_TITLE = 500
+MAX_SUMMARY = 4000
+MAX_ITEMS = 1000
+TRUNCATED = " […]"
+
+
+def parse_feed(
+    feed: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    url: str,
+    now: datetime,
+) -> tuple[list[Item], str | None]:
+    """Items of a feed body, and a warning when the feed was malformed but still readable.
+
+    Raises ParseError when nothing in the body can be read as RSS or Atom.
+    """
+    response_headers = {k.lower(): v for k, v in headers.items()}
+    response_headers.setdefault("content-location", url)
+    # A stream, never a str: given a string feedparser may treat it as a URL or file name to open.
+    parsed = feedparser.parse(io.BytesIO(body), response_headers=response_headers)
+    problem = parsed.get("bozo_exception")
+    if not parsed.get("version") and not parsed.entries:
+        reason = f": {_describe(problem)}" if problem else ""
+        raise ParseError(feed, f"not an RSS or Atom feed{reason}")
+    entries = parsed.entries[:MAX_ITEMS]
+    items = [_item(feed, entry, now) for entry in entries]
+    warning = (
+        f"malformed feed read leniently: {_describe(problem)}" if parsed.get("bozo") and problem else None
+    )
+    if len(parsed.entries) > MAX_ITEMS:
+        warning = f"feed has {len(parsed.entries)} entries; only the first {MAX_ITEMS} were read"
+    return items, warning
+
+
+def _describe(problem: object) -> str:
+    text = collapse_space(str(problem)) or type(problem).__name__
+    return text[:200]
+
+
+def _item(feed: str, entry: Any, now: datetime) -> Item:
+    title = _truncate(html_to_text(entry.get("title", "")), MAX_TITLE)
+    summary_html = entry.get("summary") or ""
+    if not summary_html and entry.get("content"):
+        summary_html = entry.content[0].get("value", "")
+    summary = _truncate(html_to_text(summary_html), MAX_SUMMARY)
+    link = _safe_link(entry.get("link"))
+    published = _datetime(entry.get("published_parsed")) or _datetime(entry.get("updated_parsed")) or now
+    return Item(
+        feed=feed,
+        key=item_key(entry.get("id"), link, title, summary),
+        title=title or "(untitled)",
+        summary=summary,
+        link=link,
+        published=published,
+        updated=_datetime(entry.get("updated_parsed")),
+        author=collapse_space(entry.get("author", "")) or None,
+        tags=tuple(t for t in (collapse_space(tag.get("term") or "") for tag in entry.get("tags", [])) if t),
+        fingerprint=content_hash(title, summary),
+    )
+
+
+def _safe_link(link: object) -> str | None:
+    """Only http(s) links reach an alert: javascript:, data: and file: links are dropped."""
+    if not isinstance(link, str):
+        return None
+    link = link.strip()
+    return link if link.lower().startswith(("http://", "https://")) else None
+
+
+def _datetime(value: time.struct_time | None) -> datetime | None:
+    # feedparser normalises dates to UTC struct_time; anything it cannot read is None.
+    if not value:
+        return None
+    try:
+        return datetime(*value[:6], tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED

@@ -1,0 +1,308 @@
+"""The SQLite store. All writes of one feed poll happen in one transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from monitor.errors import StoreError
+from monitor.store.migrations import MIGRATIONS
+from monitor.types import Alert, FetchResult, Item, Match, Severity, Validators
+
+# Delay before each retry of an alert whose delivery failed temporarily (then every 12 hours).
+RETRY_DELAYS = (30, 120, 600, 3600, 6 * 3600, 12 * 3600)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    name: str
+    url: str
+    last_polled_at: datetime | None
+    last_success_at: datetime | None
+    last_status: str | None
+    last_error: str | None
+    consecutive_failures: int
+    items_total: int
+
+
+@dataclass(frozen=True, slots=True)
+class PollRecord:
+    """Everything one successful poll of one feed writes, applied atomically."""
+
+    feed: str
+    url: str
+    result: FetchResult
+    items: Sequence[tuple[Item, Sequence[Match]]]
+    alerts: Sequence[Alert]
+    warning: str | None = None
+
+
+class Store:
+    """SQLite at `path`, in WAL mode, migrated on open."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path | None) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path | str) -> Store:
+        location = Path(path)
+        try:
+            if str(path) != ":memory:":
+                location.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=10)
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA synchronous = NORMAL")  # durable at each checkpoint; safe with WAL
+            store = cls(db, location)
+            store._migrate()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                f"{path}: cannot use the state database ({e}); if the file is damaged, move it aside "
+                "and restart: feeds are polled afresh"
+            ) from e
+        except OSError as e:
+            raise StoreError(f"{path}: cannot create the state directory: {e.strerror}") from e
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path}: database schema {version} is newer than this monitor understands "
+                f"({len(MIGRATIONS)}); upgrade monitor"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.db.atomic():
+                for statement in _statements(script):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            with self.db.atomic():
+                yield
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"{self.path}: write failed and was rolled back: {e}") from e
+
+    # Feeds
+
+    def validators(self, feed: str) -> Validators:
+        row = self.db.execute("SELECT etag, last_modified FROM feeds WHERE name = ?", [feed]).fetchone()
+        return Validators(*row) if row else Validators()
+
+    def feeds(self) -> list[FeedRow]:
+        rows = self.db.execute(
+            "SELECT name, url, last_polled_at, last_success_at, last_status, last_error, "
+            "consecutive_failures, items_total FROM feeds ORDER BY name"
+        ).fetchall()
+        return [FeedRow(r[0], r[1], _dt(r[2]), _dt(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+    def known_items(self, feed: str, keys: Iterable[str]) -> dict[str, str]:
+        """key -> fingerprint for the given keys already stored for `feed`."""
+        known: dict[str, str] = {}
+        batch = list(keys)
+        for start in range(0, len(batch), 500):  # stay under SQLite's bound-parameter limit
+            chunk = batch[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, fingerprint in self.db.execute(
+                f"SELECT key, fingerprint FROM items WHERE feed = ? AND key IN ({marks})",  # noqa: S608
+                [feed, *chunk],
+            ):
+                known[key] = fingerprint
+        return known
+
+    def record_poll(self, record: PollRecord, now: datetime) -> None:
+        """Store new items, their matches and alerts, and the feed's validators: all or nothing.
+
+        Validators are saved with the items they vouch for, so a crash can never leave a feed
+        marked "not modified" whose items were not stored.
+        """
+        stamp = _iso(now)
+        with self._writing():
+            for item, matches in record.items:
+                cursor = self.db.execute(
+                    "INSERT OR IGNORE INTO items (feed, key, title, summary, link, author, tags, published,"
+                    " updated, first_seen, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        item.feed,
+                        item.key,
+                        item.title,
+                        item.summary,
+                        item.link,
+                        item.author,
+                        json.dumps(list(item.tags)),
+                        _iso(item.published),
+                        _iso(item.updated) if item.updated else None,
+                        stamp,
+                        item.fingerprint,
+                    ],
+                )
+                if cursor.rowcount == 0:
+                    continue
+                for match in matches:
+                    self.db.execute(
+                        "INSERT INTO matches (item_id, watchlist, terms, matched_at) VALUES (?, ?, ?, ?)",
+                        [cursor.lastrowid, match.watchlist, json.dumps(list(match.terms)), stamp],
+                    )
+            for alert in record.alerts:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO outbox (id, channel, watchlist, feed, item_key, payload,"
+                    " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        alert.id,
+                        alert.channel,
+                        alert.watchlist,
+                        alert.feed,
+                        alert.item_key,
+                        alert_to_json(alert),
+                        stamp,
+                        stamp,
+                    ],
+                )
+            self._upsert_feed(
+                record.feed,
+                record.url,
+                now,
+                status=record.result.status.value,
+                error=record.warning,
+                success=True,
+                validators=record.result.validators,
+                new_items=len(record.items),
+            )
+
+    def record_unchanged(self, feed: str, url: str, status: str, now: datetime) -> None:
+        with self._writing():
+            self._upsert_feed(feed, url, now, status=status, error=None, success=True)
+
+    def record_failure(self, feed: str, url: str, error: str, now: datetime) -> None:
+        with self._writing():
+            self._upsert_feed(feed, url, now, status="failed", error=error, success=False)
+
+    def _upsert_feed(
+        self,
+        feed: str,
+        url: str,
+        now: datetime,
+        *,
+        status: str,
+        error: str | None,
+        success: bool,
+        validators: Validators | None = None,
+        new_items: int = 0,
+    ) -> None:
+        stamp = _iso(now)
+        self.db.execute("INSERT OR IGNORE INTO feeds (name, url) VALUES (?, ?)", [feed, url])
+        self.db.execute(
+            "UPDATE feeds SET url = ?, last_polled_at = ?, last_status = ?,"
+            " last_error = COALESCE(?, CASE WHEN ? THEN NULL ELSE last_error END),"
+            " last_error_at = CASE WHEN ? IS NOT NULL THEN ? ELSE last_error_at END,"
+            " last_success_at = CASE WHEN ? THEN ? ELSE last_success_at END,"
+            " consecutive_failures = CASE WHEN ? THEN 0 ELSE consecutive_failures + 1 END,"
+            " items_total = items_total + ? WHERE name = ?",
+            [url, stamp, status, error, success, error, stamp, success, stamp, success, new_items, feed],
+        )
+        if validators is not None:
+            self.db.execute(
+                "UPDATE feeds SET etag = ?, last_modified = ? WHERE name = ?",
+                [validators.etag, validators.last_modified, feed],
+            )
+
+    # Outbox
+
+    def due_alerts(self, now: datetime | None, limit: int = 1000) -> list[Alert]:
+        """Pending alerts whose next attempt is due (all pending ones when `now` is None)."""
+        if now is None:
+            rows = self.db.execute(
+                "SELECT payload FROM outbox WHERE status = 'pending' ORDER BY created_at, id LIMIT ?", [limit]
+            )
+        else:
+            rows = self.db.execute(
+                "SELECT payload FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+                " ORDER BY created_at, id LIMIT ?",
+                [_iso(now), limit],
+            )
+        return [alert_from_json(r[0]) for r in rows.fetchall()]
+
+    def mark_sent(self, alert_id: str, now: datetime) -> None:
+        with self._writing():
+            self.db.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, last_attempt_at = ?, attempts = attempts + 1,"
+                " last_error = NULL WHERE id = ?",
+                [_iso(now), _iso(now), alert_id],
+            )
+
+    def mark_failed(self, alert_id: str, error: str, *, temporary: bool, now: datetime) -> None:
+        """Record a failed attempt: retried later with backoff if temporary, given up otherwise."""
+        with self._writing():
+            row = self.db.execute("SELECT attempts FROM outbox WHERE id = ?", [alert_id]).fetchone()
+            attempts = (row[0] if row else 0) + 1
+            delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
+            self.db.execute(
+                "UPDATE outbox SET status = ?, attempts = ?, last_error = ?, last_attempt_at = ?,"
+                " next_attempt_at = ? WHERE id = ?",
+                [
+                    "pending" if temporary else "failed",
+                    attempts,
+                    error,
+                    _iso(now),
+                    _iso(now + timedelta(seconds=delay)),
+                    alert_id,
+                ],
+            )
+
+    def outbox_counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
+        return {status: count for status, count in rows}
+
+    # Meta: small facts about the service itself (last cycle, for health checks).
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._writing():
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def alert_to_json(alert: Alert) -> str:
+    data: dict[str, Any] = asdict(alert)
+    data["severity"] = alert.severity.label
+    data["published"] = _iso(alert.published)
+    data["created_at"] = _iso(alert.created_at)
+    return json.dumps(data, ensure_ascii=False)
+
+
+def alert_from_json(text: str) -> Alert:
+    data = json.loads(text)
+    data["severity"] = Severity[data["severity"].upper()]
+    data["published"] = datetime.fromisoformat(data["published"])
+    data["created_at"] = datetime.fromisoformat(data["created_at"])
+    data["terms"] = tuple(data["terms"])
+    return Alert(**data)

@@ -1,0 +1,149 @@
+"""Domain types: immutable values passed between the stages of the pipeline.
+
+Every datetime is timezone-aware and in UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Severity(enum.IntEnum):
+    """How much an alert matters; ordered so digests can sort by it."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One normalised feed entry."""
+
+    feed: str  # the feed's configured name
+    key: str  # stable identity within the feed: guid, else canonical link, else content hash
+    title: str
+    summary: str  # plain text
+    link: str | None
+    published: datetime  # from the feed, else the time the item was first seen
+    updated: datetime | None = None
+    author: str | None = None
+    tags: tuple[str, ...] = ()
+    fingerprint: str = ""  # hash of title and summary, to tell an edited item from an unchanged one
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """An item satisfies a watchlist; `terms` are the watchlist terms that were found."""
+
+    watchlist: str  # slug
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One message owed to one channel. `id` is stable across every delivery attempt."""
+
+    id: str
+    channel: str
+    watchlist: str
+    watchlist_name: str
+    severity: Severity
+    feed: str
+    item_key: str
+    title: str
+    summary: str
+    link: str | None
+    published: datetime
+    terms: tuple[str, ...]
+    created_at: datetime
+
+
+class FetchStatus(enum.StrEnum):
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """HTTP cache validators remembered per feed for conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    feed: str
+    status: FetchStatus
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    url: str = ""  # where the body finally came from, after redirects
+    validators: Validators = Validators()
+    http_status: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOutcome:
+    """What one poll of one feed did; a cycle is a list of these."""
+
+    feed: str
+    status: FetchStatus
+    new_items: int = 0
+    matches: int = 0
+    alerts_queued: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    alert_id: str
+    channel: str
+    delivered: bool
+    error: str | None = None
+    temporary: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CycleReport:
+    feeds: tuple[FeedOutcome, ...]
+    deliveries: tuple[DeliveryOutcome, ...]
+    pending: int  # alerts still queued after delivery
+
+    def count(self, status: FetchStatus) -> int:
+        return sum(1 for f in self.feeds if f.status is status)
+
+    @property
+    def new_items(self) -> int:
+        return sum(f.new_items for f in self.feeds)
+
+    @property
+    def matches(self) -> int:
+        return sum(f.matches for f in self.feeds)
+
+    @property
+    def sent(self) -> int:
+        return sum(1 for d in self.deliveries if d.delivered)
+
+    @property
+    def failed_deliveries(self) -> int:
+        return sum(1 for d in self.deliveries if not d.delivered)
+
+    def summary(self) -> str:
+        return (
+            f"feeds: {self.count(FetchStatus.OK)} ok, "
+            f"{self.count(FetchStatus.NOT_MODIFIED)} not modified, "
+            f"{self.count(FetchStatus.FAILED)} failed; "
+            f"new items: {self.new_items}; matches: {self.matches}; "
+            f"alerts sent: {self.sent}; alerts pending: {self.pending}"
+        )
