@@ -39,9 +39,10 @@ async def open_runtime(
         log.error("watchlist skipped: %s", error)
     store = Store.open(settings.defaults.state_path)
     try:
-        async with Fetcher(settings.defaults, transport) as fetcher, notification_client(
-            settings.defaults.timeout
-        ) as client:
+        async with (
+            Fetcher(settings.defaults, transport) as fetcher,
+            notification_client(settings.defaults.timeout) as client,
+        ):
             yield Runtime(
                 settings=settings,
                 store=store,

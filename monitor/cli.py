@@ -138,7 +138,9 @@ def feeds(config_path: Path) -> None:
 
 @cli.command()
 @config_option
-@click.option("--max-age", default="", help="How old the last poll may be (default: 3 x the longest interval).")
+@click.option(
+    "--max-age", default="", help="How old the last poll may be (default: 3 x the longest interval)."
+)
 def health(config_path: Path, max_age: str) -> None:
     """Exit 0 if the last poll is recent and the database is writable, else 1 with the reason."""
     settings = _settings(config_path)

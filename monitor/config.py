@@ -165,10 +165,10 @@ def _parse_feeds(root: Table, base: Path) -> tuple[FeedConfig, ...]:
     for t in root.tables("feeds"):
         name = t.string("name", required=True)
         url = t.string("url", required=True)
-        if url and (checked := _check_feed_url(url, base)) is None:
+        checked = _check_feed_url(url, base) if url else None
+        if url and checked is None:
             t.error("url", f"{url!r} is not a feed address; use an http(s):// URL, a file:// URL or a path")
-        elif url:
-            url = checked
+        url = checked or url
         if name and not _NAME.match(name):
             t.error("name", f"{name!r}: use letters, digits, '.', '_' or '-' (no spaces)")
         elif name in seen:
@@ -195,7 +195,7 @@ def _check_feed_url(url: str, base: Path) -> str | None:
 
 def _parse_channels(t: Table) -> dict[str, ChannelConfig]:
     channels: dict[str, ChannelConfig] = {}
-    for name in t.keys():
+    for name in t.keys():  # noqa: SIM118 (Table.keys marks keys as read)
         c = t.table(name)
         if not _NAME.match(name):
             t.error(name, "channel names use letters, digits, '.', '_' or '-'")
@@ -222,7 +222,7 @@ def _slack(c: Table) -> SlackOptions:
 def _webhook(c: Table) -> WebhookOptions:
     url = c.url("url", required=True)
     headers = c.table("headers")
-    pairs = tuple((k, headers.string(k, required=True)) for k in headers.keys())
+    pairs = tuple((k, headers.string(k, required=True)) for k in headers.keys())  # noqa: SIM118
     return WebhookOptions(url=url, headers=pairs)
 
 

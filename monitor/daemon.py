@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import signal
@@ -60,7 +61,7 @@ class Daemon:
             # host do not all fire together.
             first = now + timedelta(seconds=min(index * 0.2, 10) + random.uniform(0, 1))
             self.scheduler.add_job(
-                self._tracked(lambda feed=feed: self._poll(feed)),
+                self._tracked(functools.partial(self._poll, feed)),
                 IntervalTrigger(seconds=interval, jitter=interval * settings.defaults.jitter),
                 id=f"feed:{feed.name}",
                 name=f"poll {feed.name}",
@@ -92,13 +93,20 @@ class Daemon:
         feeds = len(self.rt.settings.feeds)
         log.info("monitor running: %d feeds, %d watchlists", feeds, len(self.rt.watchlists))
         await self._stop.wait()
-        log.info("stopping: no new polls; waiting up to %gs for %d running job(s)", SHUTDOWN_GRACE, len(self._running))
-        self.scheduler.shutdown(wait=False)
+        log.info(
+            "stopping: no new polls; waiting up to %gs for %d running job(s)",
+            SHUTDOWN_GRACE,
+            len(self._running),
+        )
+        # Pause first: APScheduler's shutdown cancels running coroutine jobs, and in-flight work
+        # (a delivery between send and mark-sent) deserves its chance to finish.
+        self.scheduler.pause()
         if self._running:
             _, pending = await asyncio.wait(set(self._running), timeout=SHUTDOWN_GRACE)
             for task in pending:
                 task.cancel()  # what it had not stored is fetched again next start; queued alerts stay queued
             await asyncio.gather(*pending, return_exceptions=True)
+        self.scheduler.shutdown(wait=False)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         log.info("stopped")

@@ -55,7 +55,8 @@ class Fetcher:
             message = f"no complete response within {self._defaults.fetch_deadline:g}s (fetch_deadline)"
             return FetchResult(feed.name, FetchStatus.FAILED, error=message)
         except httpx.TimeoutException as e:
-            message = f"timed out ({type(e).__name__}) after {self._defaults.timeout:g}s; the server is slow or down"
+            kind = type(e).__name__
+            message = f"timed out ({kind}) after {self._defaults.timeout:g}s; the server is slow or down"
             return FetchResult(feed.name, FetchStatus.FAILED, error=message)
         except httpx.TooManyRedirects:
             message = f"more than {self._defaults.max_redirects} redirects; check the feed URL"
@@ -143,5 +144,10 @@ def _read_local(feed: FeedConfig, validators: Validators, limit: int) -> FetchRe
     # No charset: feedparser takes the encoding from the XML prolog, as it should for a file.
     headers = {"content-type": "application/xml"}
     return FetchResult(
-        feed.name, FetchStatus.OK, body=body, headers=headers, url=path.as_uri(), validators=Validators(etag=tag)
+        feed.name,
+        FetchStatus.OK,
+        body=body,
+        headers=headers,
+        url=path.as_uri(),
+        validators=Validators(etag=tag),
     )

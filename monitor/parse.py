@@ -63,7 +63,9 @@ def _item(feed: str, entry: Any, now: datetime) -> Item:
         summary_html = entry.content[0].get("value", "")
     summary = _truncate(html_to_text(summary_html), MAX_SUMMARY)
     link = _safe_link(entry.get("link"))
-    published = _datetime(entry.get("published_parsed")) or _datetime(entry.get("updated_parsed")) or now
+    # dict.get: feedparser's own .get maps updated <-> published with a DeprecationWarning.
+    updated = _datetime(dict.get(entry, "updated_parsed"))
+    published = _datetime(dict.get(entry, "published_parsed")) or updated or now
     return Item(
         feed=feed,
         key=item_key(entry.get("id"), link, title, summary),
@@ -71,7 +73,7 @@ def _item(feed: str, entry: Any, now: datetime) -> Item:
         summary=summary,
         link=link,
         published=published,
-        updated=_datetime(entry.get("updated_parsed")),
+        updated=updated,
         author=collapse_space(entry.get("author", "")) or None,
         tags=tuple(t for t in (collapse_space(tag.get("term") or "") for tag in entry.get("tags", [])) if t),
         fingerprint=content_hash(title, summary),

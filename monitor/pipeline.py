@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from monitor.config import FeedConfig, Settings
+from monitor.dedup import canonical_link
 from monitor.errors import ParseError, StoreError
 from monitor.fetch import Fetcher
 from monitor.notify import Notifier
@@ -56,9 +57,17 @@ class Runtime:
         self.matcher = Matcher(self.watchlists)
 
 
+def story_key(item: Item) -> str:
+    """What makes two items one story: for now the same canonical link, whichever feed carries it."""
+    return canonical_link(item.link) if item.link else f"{item.feed}\x1f{item.key}"
+
+
 def alert_id(item: Item, watchlist: str, channel: str) -> str:
-    """Stable across attempts and restarts, so receivers can drop repeats."""
-    key = "\x1f".join((item.feed, item.key, watchlist, channel))
+    """Stable across attempts and restarts, so receivers can drop repeats.
+
+    Derived from the story, not the feed: the same article in two feeds is one alert.
+    """
+    key = "\x1f".join((story_key(item), watchlist, channel))
     return hashlib.sha256(key.encode()).hexdigest()[:26]
 
 
@@ -132,9 +141,7 @@ async def poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
         by_slug = {w.slug: w for w in rt.watchlists}
         channels = list(rt.notifiers)
         alerts = [a for item, matches in matched for a in plan_alerts(item, matches, by_slug, channels, now)]
-        rt.store.record_poll(
-            PollRecord(feed.name, feed.url, result, matched, alerts, warning=warning), now
-        )
+        rt.store.record_poll(PollRecord(feed.name, feed.url, result, matched, alerts, warning=warning), now)
     except StoreError as e:
         log.error("feed %s: not stored: %s", feed.name, e)
         return FeedOutcome(feed.name, FetchStatus.FAILED, error=str(e))

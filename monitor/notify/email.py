@@ -72,7 +72,9 @@ class EmailNotifier:
         try:
             smtp: smtplib.SMTP
             if o.security == "tls":
-                smtp = smtplib.SMTP_SSL(o.host, o.port, timeout=SMTP_TIMEOUT, context=ssl.create_default_context())
+                smtp = smtplib.SMTP_SSL(
+                    o.host, o.port, timeout=SMTP_TIMEOUT, context=ssl.create_default_context()
+                )
             else:
                 smtp = smtplib.SMTP(o.host, o.port, timeout=SMTP_TIMEOUT)
             with smtp:
@@ -90,9 +92,15 @@ class EmailNotifier:
                     smtp.login(o.username, o.password or "")
                 smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as e:
-            raise DeliveryError(self.name, f"every recipient was refused: {sorted(e.recipients)}", temporary=False) from e
+            raise DeliveryError(
+                self.name, f"every recipient was refused: {sorted(e.recipients)}", temporary=False
+            ) from e
         except smtplib.SMTPResponseException as e:
-            reply = e.smtp_error.decode(errors="replace") if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
+            reply = (
+                e.smtp_error.decode(errors="replace")
+                if isinstance(e.smtp_error, bytes)
+                else str(e.smtp_error)
+            )
             # 4xx is "try again later", 5xx is "this will never work".
             raise DeliveryError(
                 self.name, f"SMTP {e.smtp_code} from {o.host}: {reply}", temporary=e.smtp_code < 500

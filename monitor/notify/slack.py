@@ -42,7 +42,9 @@ def _cut(text: str, limit: int) -> str:
 
 def slack_message(alert: Alert) -> dict[str, Any]:
     title = escape(alert.title)
-    linked = f"*<{alert.link}|{title}>*" if alert.link else f"*{title}*"
+    # In <url|label> a `|` or `>` in the URL would end it early: they are percent-encoded.
+    link = escape(alert.link).replace("|", "%7C") if alert.link else None
+    linked = f"*<{link}|{title}>*" if link else f"*{title}*"
     when = alert.published.strftime("%Y-%m-%d %H:%M UTC")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(alert.watchlist_name, HEADER_LIMIT)}},
@@ -56,8 +58,8 @@ def slack_message(alert: Alert) -> dict[str, Any]:
         ", ".join(alert.terms)
     )
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(context, TEXT_LIMIT)}]})
-    # `text` is the notification fallback; plain text there, so no mrkdwn surprises either.
-    return {"text": _cut(f"{alert.watchlist_name}: {alert.title}", TEXT_LIMIT), "blocks": blocks}
+    # `text` is the notification fallback, and Slack reads it as mrkdwn too: escaped like the blocks.
+    return {"text": _cut(escape(f"{alert.watchlist_name}: {alert.title}"), TEXT_LIMIT), "blocks": blocks}
 
 
 class SlackNotifier:

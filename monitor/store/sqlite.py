@@ -95,7 +95,7 @@ class Store:
         try:
             with self.db.atomic():
                 yield
-        except sqlite3.OperationalError as e:
+        except sqlite3.DatabaseError as e:  # OperationalError, IntegrityError, a damaged file...
             raise StoreError(f"{self.path}: write failed and was rolled back: {e}") from e
 
     # Feeds
@@ -240,8 +240,8 @@ class Store:
     def mark_sent(self, alert_id: str, now: datetime) -> None:
         with self._writing():
             self.db.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, last_attempt_at = ?, attempts = attempts + 1,"
-                " last_error = NULL WHERE id = ?",
+                "UPDATE outbox SET status = 'sent', sent_at = ?, last_attempt_at = ?,"
+                " attempts = attempts + 1, last_error = NULL WHERE id = ?",
                 [_iso(now), _iso(now), alert_id],
             )
 
@@ -266,7 +266,7 @@ class Store:
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
-        return {status: count for status, count in rows}
+        return dict(rows)
 
     # Meta: small facts about the service itself (last cycle, for health checks).
 

@@ -1,0 +1,34 @@
+# Every target creates .venv and installs the project into it when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test demo lint check clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## start the daemon on config.toml (SQLite in state/)
+	$(BIN)/monitor run
+
+test: $(STAMP)  ## run the test suite
+	$(BIN)/pytest -q
+
+demo: $(STAMP)  ## one offline cycle on the bundled sample feeds; run it twice
+	$(BIN)/monitor poll --once --config demo/config.toml
+
+check: $(STAMP)  ## validate config.toml and the watchlists
+	$(BIN)/monitor check
+
+lint: $(STAMP)  ## ruff, mypy and hadolint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
+
+clean:
+	rm -rf $(VENV) state/demo.db*
