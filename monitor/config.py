@@ -152,11 +152,16 @@ def _parse_defaults(t: Table, base: Path) -> Defaults:
         max_concurrency=int(t.number("max_concurrency", d.max_concurrency, minimum=1, maximum=1000)),
         max_feed_bytes=t.size("max_feed_bytes", d.max_feed_bytes),
         max_redirects=int(t.number("max_redirects", d.max_redirects, minimum=0, maximum=20)),
-        state_path=base / t.string("state_path", str(d.state_path)),
-        watchlists_dir=base / t.string("watchlists_dir", str(d.watchlists_dir)),
+        state_path=_relative_path(t.string("state_path", None), base, d.state_path),
+        watchlists_dir=_relative_path(t.string("watchlists_dir", None), base, d.watchlists_dir),
     )
     t.finish()
     return result
+
+
+def _relative_path(value: str | None, base: Path, default: Path) -> Path:
+    """Set in the file: relative to the file. Unset: the default, in the working directory."""
+    return default if value is None else base / value
 
 
 def _parse_feeds(root: Table, base: Path) -> tuple[FeedConfig, ...]:

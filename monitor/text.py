@@ -9,7 +9,9 @@ from html.parser import HTMLParser
 _SPACE = re.compile(r"\s+")
 _NON_WORD = re.compile(r"[\W_]+")
 # Arabic-script letters that Persian and Urdu write differently: one spelling for matching.
-_SCRIPT_VARIANTS = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "\u200c": None, "\u200d": None})
+# The zero-width non-joiner separates the parts of a word where a space may also be written
+# ("اسلام‌آباد" / "اسلام آباد", "بازمی‌گردد" / "بازمی گردد"), so it matches as a space.
+_SCRIPT_VARIANTS = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "\u200c": " ", "\u200d": None})
 _BLOCK_TAGS = frozenset(
     [
         "address",

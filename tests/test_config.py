@@ -108,7 +108,8 @@ def test_full_config_loads_every_section(tmp_path):
     assert dawn.interval == 5400
     assert dawn.tags == ("pakistan", "english")
     assert not dawn.is_local
-    assert irna.interval is None and irna.tags == ()
+    assert irna.interval is None
+    assert irna.tags == ()
     assert s.interval(dawn) == 5400
     assert s.interval(irna) == 900
     assert s.feed("irna") is irna
@@ -158,8 +159,18 @@ def test_email_port_follows_security_unless_set(tmp_path):
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("90s", 90), ("15m", 900), ("1h30m", 5400), (90, 90), (90.5, 90.5), ("1d", 86400), ("1.5h", 5400),
-     ("500ms", 0.5), ("120", 120), ("1h 30m", 5400)],
+    [
+        ("90s", 90),
+        ("15m", 900),
+        ("1h30m", 5400),
+        (90, 90),
+        (90.5, 90.5),
+        ("1d", 86400),
+        ("1.5h", 5400),
+        ("500ms", 0.5),
+        ("120", 120),
+        ("1h 30m", 5400),
+    ],
 )
 def test_parse_duration_accepts(value, seconds):
     """Durations are seconds as a number or unit strings, combinable."""
@@ -184,7 +195,13 @@ def test_feed_interval_durations(tmp_path, text, expected):
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [('"10MiB"', 10 * 2**20), ('"512KiB"', 512 * 1024), ('"2MB"', 2_000_000), ('"1GiB"', 2**30), ("4096", 4096)],
+    [
+        ('"10MiB"', 10 * 2**20),
+        ('"512KiB"', 512 * 1024),
+        ('"2MB"', 2_000_000),
+        ('"1GiB"', 2**30),
+        ("4096", 4096),
+    ],
 )
 def test_sizes(tmp_path, text, expected):
     """max_feed_bytes takes bytes or binary/decimal unit strings."""
@@ -275,7 +292,7 @@ def test_env_interpolation_reads_os_environ_by_default(tmp_path, monkeypatch):
 
 
 def test_unset_env_var_message(tmp_path, monkeypatch):
-    """An unset variable is reported as `config.toml: channels.ops.webhook_url: ${SLACK_WEBHOOK_URL} is not set...`."""
+    """An unset variable reads `config.toml: channels.ops.webhook_url: ${SLACK_WEBHOOK_URL} is not set...`."""
     write(tmp_path, '[channels.ops]\ntype = "slack"\nwebhook_url = "${SLACK_WEBHOOK_URL}"\n')
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigErrors) as info:
@@ -296,7 +313,8 @@ def test_unset_env_var_message(tmp_path, monkeypatch):
         ('[defaults]\npoll_intervall = "5m"\n', "defaults.poll_intervall"),
         (FEED + 'intervall = "5m"\n', "feeds[0].intervall"),
         (
-            '[channels.ops]\ntype = "slack"\nwebhook_url = "https://hooks.slack.example/x"\nchanel = "#ops"\n',
+            '[channels.ops]\ntype = "slack"\nwebhook_url = "https://hooks.slack.example/x"\n'
+            'chanel = "#ops"\n',
             "channels.ops.chanel",
         ),
         ('[channels.m]\ntype = "console"\nverbose = true\n', "channels.m.verbose"),
@@ -355,7 +373,9 @@ def test_malformed_url(tmp_path, text, key):
 
 def test_malformed_webhook_url_does_not_leak_its_secret(tmp_path):
     """The error for a broken webhook URL does not print the secret path."""
-    path = write(tmp_path, '[channels.ops]\ntype = "slack"\nwebhook_url = "http:/hooks.example/T0/B0/s3cr3t"\n')
+    path = write(
+        tmp_path, '[channels.ops]\ntype = "slack"\nwebhook_url = "http:/hooks.example/T0/B0/s3cr3t"\n'
+    )
     error = error_at(errors_of(path), path, "channels.ops.webhook_url")
     assert "s3cr3t" not in str(error)
 
@@ -402,13 +422,16 @@ def test_unknown_channel_type(tmp_path):
 @pytest.mark.parametrize(
     ("text", "key"),
     [
-        ("[defaults]\nmax_concurrency = \"many\"\n", "defaults.max_concurrency"),
+        ('[defaults]\nmax_concurrency = "many"\n', "defaults.max_concurrency"),
         ("[defaults]\njitter = 0.9\n", "defaults.jitter"),
         ("feeds = 3\n", "feeds"),
         ('[[feeds]]\nname = "a"\nurl = "https://a.example/rss"\ntags = "iran"\n', "feeds[0].tags"),
         ("channels = 1\n", "channels"),
-        ('[channels.m]\ntype = "email"\nhost = "h"\nsender = "a@b.c"\nrecipients = ["x@y.z"]\n'
-         'security = "ssl"\n', "channels.m.security"),
+        (
+            '[channels.m]\ntype = "email"\nhost = "h"\nsender = "a@b.c"\nrecipients = ["x@y.z"]\n'
+            'security = "ssl"\n',
+            "channels.m.security",
+        ),
     ],
 )
 def test_wrong_types_and_ranges(tmp_path, text, key):

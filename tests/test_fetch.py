@@ -1,0 +1,338 @@
+"""Fetcher: conditional GET with bounded time, size and redirects (respx-mocked), and local files."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import itertools
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from monitor import PROJECT_URL, USER_AGENT
+from monitor.config import Defaults, FeedConfig
+from monitor.fetch import Fetcher
+from monitor.types import FetchResult, FetchStatus, Validators
+
+URL = "https://feeds.example/world.xml"
+FEED = FeedConfig(name="world", url=URL)
+BODY = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
+
+
+def fetch(
+    feed: FeedConfig = FEED, validators: Validators | None = None, defaults: Defaults | None = None
+) -> FetchResult:
+    async def run() -> FetchResult:
+        async with Fetcher(defaults or Defaults()) as fetcher:
+            return await fetcher.fetch(feed, validators or Validators())
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def mock():
+    with respx.mock(assert_all_called=True, assert_all_mocked=True) as router:
+        yield router
+
+
+def test_ok_response(mock):
+    """A 200 gives OK with the body, the final URL and the HTTP status."""
+    mock.get(URL).respond(200, content=BODY, headers={"Content-Type": "application/rss+xml"})
+    result = fetch()
+    assert result.status is FetchStatus.OK
+    assert result.body == BODY
+    assert result.url == URL
+    assert result.http_status == 200
+    assert result.error is None
+    assert result.headers["content-type"] == "application/rss+xml"
+
+
+def test_user_agent_names_monitor_and_its_url(mock):
+    """Every request says who we are and where to find us."""
+    route = mock.get(URL).respond(200, content=BODY)
+    fetch()
+    agent = route.calls.last.request.headers["User-Agent"]
+    assert agent == USER_AGENT
+    assert agent.startswith("monitor/")
+    assert PROJECT_URL in agent
+
+
+def test_configured_user_agent_is_sent(mock):
+    """defaults.user_agent replaces the built-in one."""
+    route = mock.get(URL).respond(200, content=BODY)
+    fetch(defaults=Defaults(user_agent="desk-bot/2 (+https://desk.example)"))
+    assert route.calls.last.request.headers["User-Agent"] == "desk-bot/2 (+https://desk.example)"
+
+
+def test_accept_header_prefers_feeds(mock):
+    """The Accept header asks for RSS and Atom first."""
+    route = mock.get(URL).respond(200, content=BODY)
+    fetch()
+    accept = route.calls.last.request.headers["Accept"]
+    assert accept.startswith("application/rss+xml, application/atom+xml")
+
+
+def test_conditional_headers_sent_from_validators(mock):
+    """Stored validators become If-None-Match and If-Modified-Since."""
+    route = mock.get(URL).respond(304)
+    validators = Validators(etag='"abc"', last_modified="Sat, 20 Jan 2024 11:00:00 GMT")
+    result = fetch(validators=validators)
+    request = route.calls.last.request
+    assert request.headers["If-None-Match"] == '"abc"'
+    assert request.headers["If-Modified-Since"] == "Sat, 20 Jan 2024 11:00:00 GMT"
+    assert result.status is FetchStatus.NOT_MODIFIED
+    assert result.validators == validators
+    assert result.http_status == 304
+
+
+def test_no_conditional_headers_without_validators(mock):
+    """A first fetch is unconditional."""
+    route = mock.get(URL).respond(200, content=BODY)
+    fetch()
+    headers = route.calls.last.request.headers
+    assert "If-None-Match" not in headers
+    assert "If-Modified-Since" not in headers
+
+
+def test_validators_captured_from_response(mock):
+    """ETag and Last-Modified of a 200 become the new validators."""
+    mock.get(URL).respond(
+        200, content=BODY, headers={"ETag": 'W/"v2"', "Last-Modified": "Sun, 21 Jan 2024 08:00:00 GMT"}
+    )
+    result = fetch(validators=Validators(etag='"v1"'))
+    assert result.validators == Validators(etag='W/"v2"', last_modified="Sun, 21 Jan 2024 08:00:00 GMT")
+
+
+def test_response_without_validators_clears_them(mock):
+    """A 200 with no validators leaves none, so stale ones are not sent again."""
+    mock.get(URL).respond(200, content=BODY)
+    assert fetch(validators=Validators(etag='"v1"')).validators == Validators()
+
+
+@pytest.mark.parametrize(
+    ("status", "needle"),
+    [
+        (500, "HTTP 500 Internal Server Error"),
+        (503, "HTTP 503 Service Unavailable"),
+        (404, "HTTP 404 Not Found; the feed may have moved"),
+        (410, "HTTP 410 Gone; the publisher removed this feed"),
+        (403, "HTTP 403 Forbidden"),
+        (429, "rate limited"),
+    ],
+)
+def test_http_errors_fail_with_status_and_message(mock, status, needle):
+    """An error status is FAILED with the status code and a message saying what it means."""
+    mock.get(URL).respond(status, content=b"<html>error page</html>")
+    result = fetch()
+    assert result.status is FetchStatus.FAILED
+    assert result.http_status == status
+    assert result.error is not None
+    assert needle in result.error
+    assert result.body == b""
+
+
+@pytest.mark.parametrize(
+    ("error", "needle"),
+    [
+        (httpx.ReadTimeout("read timed out"), "timed out (ReadTimeout)"),
+        (httpx.ConnectTimeout("connect timed out"), "timed out (ConnectTimeout)"),
+        (httpx.ConnectError("connection refused"), "connection failed: ConnectError"),
+        (httpx.RemoteProtocolError("server hung up"), "connection failed: RemoteProtocolError"),
+    ],
+)
+def test_network_errors_fail(mock, error, needle):
+    """Timeouts and connection errors become FAILED results, never exceptions."""
+    mock.get(URL).mock(side_effect=error)
+    result = fetch()
+    assert result.status is FetchStatus.FAILED
+    assert result.http_status is None
+    assert result.error is not None
+    assert needle in result.error
+
+
+def test_whole_fetch_deadline():
+    """A response that does not complete within fetch_deadline fails, however it trickles."""
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200, content=BODY)
+
+    with respx.mock(assert_all_called=False) as mock:  # the call is cancelled before respx records it
+        mock.get(URL).mock(side_effect=slow)
+        result = fetch(defaults=Defaults(fetch_deadline=0.2))
+    assert result.status is FetchStatus.FAILED
+    assert result.error == "no complete response within 0.2s (fetch_deadline)"
+
+
+def test_gzip_body_is_decoded(mock):
+    """A gzip-encoded body is returned decoded, without the encoding headers."""
+    compressed = gzip.compress(BODY)
+    mock.get(URL).respond(
+        200,
+        content=compressed,
+        headers={
+            "Content-Encoding": "gzip",
+            "Content-Length": str(len(compressed)),
+            "Content-Type": "text/xml",
+        },
+    )
+    result = fetch()
+    assert result.status is FetchStatus.OK
+    assert result.body == BODY
+    lower = {k.lower() for k in result.headers}
+    assert "content-encoding" not in lower
+    assert "content-length" not in lower
+    assert "content-type" in lower
+
+
+def test_body_over_max_feed_bytes_fails(mock):
+    """A body larger than max_feed_bytes is FAILED and not kept."""
+    mock.get(URL).respond(200, content=b"x" * 2048)
+    result = fetch(defaults=Defaults(max_feed_bytes=1024))
+    assert result.status is FetchStatus.FAILED
+    assert result.error == "body larger than 1024 bytes (max_feed_bytes); not read further"
+    assert result.body == b""
+
+
+def test_body_at_max_feed_bytes_is_read(mock):
+    """A body exactly at the limit is fine."""
+    mock.get(URL).respond(200, content=b"x" * 1024)
+    assert fetch(defaults=Defaults(max_feed_bytes=1024)).status is FetchStatus.OK
+
+
+def test_gzip_bomb_is_stopped(mock):
+    """The limit applies to the decoded body: a small gzip that inflates past it fails."""
+    bomb = gzip.compress(b"\0" * 1_000_000)
+    assert len(bomb) < 10_000
+    mock.get(URL).respond(200, content=bomb, headers={"Content-Encoding": "gzip"})
+    result = fetch(defaults=Defaults(max_feed_bytes=100_000))
+    assert result.status is FetchStatus.FAILED
+    assert "max_feed_bytes" in (result.error or "")
+
+
+def redirect_chain(mock: respx.MockRouter, hops: int) -> str:
+    """URL -> /r1 -> ... -> /r{hops} serving the feed; returns the final URL."""
+    urls = [URL] + [f"https://feeds.example/r{i}" for i in range(1, hops + 1)]
+    for here, there in itertools.pairwise(urls):
+        mock.get(here).respond(301, headers={"Location": there})
+    mock.get(urls[-1]).respond(200, content=BODY)
+    return urls[-1]
+
+
+def test_redirects_followed_up_to_the_limit(mock):
+    """Redirects up to max_redirects are followed, and the final URL reported."""
+    final = redirect_chain(mock, 3)
+    result = fetch(defaults=Defaults(max_redirects=3))
+    assert result.status is FetchStatus.OK
+    assert result.body == BODY
+    assert result.url == final
+
+
+def test_too_many_redirects_fail():
+    """One redirect more than max_redirects is FAILED, saying so."""
+    with respx.mock(assert_all_called=False) as mock:
+        redirect_chain(mock, 4)
+        result = fetch(defaults=Defaults(max_redirects=3))
+    assert result.status is FetchStatus.FAILED
+    assert result.error == "more than 3 redirects; check the feed URL"
+
+
+def test_redirect_without_location_fails(mock):
+    """A 3xx with no Location cannot be followed: FAILED, with a hint."""
+    mock.get(URL).respond(302)
+    result = fetch()
+    assert result.status is FetchStatus.FAILED
+    assert result.http_status == 302
+    assert "redirect without a usable Location" in (result.error or "")
+
+
+# Local files
+
+
+def local_feed(path: Path | str, name: str = "local") -> FeedConfig:
+    return FeedConfig(name=name, url=str(path))
+
+
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "file-url"])
+def test_local_file_read(tmp_path, as_uri):
+    """A feed path or file:// URL is read from disk, with a modification-time validator."""
+    path = tmp_path / "my feeds" / "world.xml"
+    path.parent.mkdir()
+    path.write_bytes(BODY)
+    feed = local_feed(path.as_uri() if as_uri else path)
+    assert feed.is_local
+    result = fetch(feed)
+    assert result.status is FetchStatus.OK
+    assert result.body == BODY
+    assert result.url == path.as_uri()
+    assert result.validators.etag
+    assert result.headers == {"content-type": "application/xml"}
+
+
+def test_unchanged_local_file_is_not_modified(tmp_path):
+    """Fetching an unchanged file again with its validators is NOT_MODIFIED."""
+    path = tmp_path / "world.xml"
+    path.write_bytes(BODY)
+    first = fetch(local_feed(path))
+    second = fetch(local_feed(path), first.validators)
+    assert second.status is FetchStatus.NOT_MODIFIED
+    assert second.validators == first.validators
+    assert second.body == b""
+
+
+def test_changed_local_file_is_read_again(tmp_path):
+    """A file whose content changed is OK again, with a new validator."""
+    path = tmp_path / "world.xml"
+    path.write_bytes(BODY)
+    first = fetch(local_feed(path))
+    path.write_bytes(BODY + b"<!-- more -->")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    second = fetch(local_feed(path), first.validators)
+    assert second.status is FetchStatus.OK
+    assert second.body.endswith(b"<!-- more -->")
+    assert second.validators != first.validators
+
+
+def test_missing_local_file_fails_naming_the_path(tmp_path):
+    """A missing file is FAILED with its path in the message."""
+    path = tmp_path / "gone.xml"
+    result = fetch(local_feed(path))
+    assert result.status is FetchStatus.FAILED
+    assert str(path) in (result.error or "")
+    assert "No such file" in (result.error or "")
+
+
+def test_local_file_over_max_feed_bytes_fails(tmp_path):
+    """The size limit applies to files too."""
+    path = tmp_path / "big.xml"
+    path.write_bytes(b"x" * 2048)
+    result = fetch(local_feed(path), defaults=Defaults(max_feed_bytes=1024))
+    assert result.status is FetchStatus.FAILED
+    assert str(path) in (result.error or "")
+    assert "max_feed_bytes" in (result.error or "")
+
+
+def test_local_directory_fails(tmp_path):
+    """A directory is not a feed: FAILED naming it, no exception."""
+    result = fetch(local_feed(tmp_path))
+    assert result.status is FetchStatus.FAILED
+    assert str(tmp_path) in (result.error or "")
+
+
+def test_concurrent_fetches_share_one_client(mock):
+    """Several feeds fetched at once each get their own result."""
+    urls = [f"https://feeds.example/{i}.xml" for i in range(5)]
+    for i, url in enumerate(urls):
+        mock.get(url).respond(200, content=f"<rss>{i}</rss>".encode())
+
+    async def run() -> list[FetchResult]:
+        async with Fetcher(Defaults(max_concurrency=2)) as fetcher:
+            feeds = [FeedConfig(name=f"f{i}", url=u) for i, u in enumerate(urls)]
+            return await asyncio.gather(*(fetcher.fetch(f, Validators()) for f in feeds))
+
+    results = asyncio.run(run())
+    assert [(r.feed, r.body) for r in results] == [(f"f{i}", f"<rss>{i}</rss>".encode()) for i in range(5)]

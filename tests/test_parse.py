@@ -1,0 +1,345 @@
+"""parse_feed: RSS and Atom bytes -> Items, text cleaned, dates in UTC, identity by policy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from xml.sax.saxutils import escape
+
+import pytest
+
+from monitor.dedup import canonical_link, content_hash
+from monitor.errors import ParseError
+from monitor.parse import MAX_SUMMARY, MAX_TITLE, TRUNCATED, parse_feed
+
+NOW = datetime(2024, 1, 20, 12, 0, tzinfo=UTC)
+URL = "https://news.example/world/feed.xml"
+RSS_TYPE = {"content-type": "application/rss+xml; charset=utf-8"}
+ATOM_TYPE = {"content-type": "application/atom+xml; charset=utf-8"}
+
+
+def rss(*items: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>Desk</title>'
+        "<link>https://news.example/</link>"
+        + "".join(f"<item>{i}</item>" for i in items)
+        + "</channel></rss>"
+    ).encode()
+
+
+def atom(*entries: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
+        "<title>Wire</title><id>urn:wire</id><updated>2024-01-16T00:00:00Z</updated>"
+        + "".join(f"<entry>{e}</entry>" for e in entries)
+        + "</feed>"
+    ).encode()
+
+
+def parse_one(body: bytes, headers: dict[str, str] | None = None, url: str = URL):
+    items, _ = parse_feed("desk", body, RSS_TYPE if headers is None else headers, url=url, now=NOW)
+    assert len(items) == 1
+    return items[0]
+
+
+def test_rss_item_fields():
+    """An RSS 2.0 item becomes an Item with every field filled."""
+    item = parse_one(
+        rss(
+            "<title>Iran and Pakistan restore ties</title><link>https://news.example/a/1</link>"
+            "<guid>tag:news.example,2024:1</guid><description>Envoys return.</description>"
+            "<pubDate>Mon, 29 Jan 2024 10:00:00 GMT</pubDate><author>desk@news.example (Desk)</author>"
+            "<category>Iran</category><category>Pakistan</category>"
+        )
+    )
+    assert item.feed == "desk"
+    assert item.key == "tag:news.example,2024:1"
+    assert item.title == "Iran and Pakistan restore ties"
+    assert item.summary == "Envoys return."
+    assert item.link == "https://news.example/a/1"
+    assert item.published == datetime(2024, 1, 29, 10, 0, tzinfo=UTC)
+    assert item.author == "desk@news.example (Desk)"
+    assert item.tags == ("Iran", "Pakistan")
+    assert item.fingerprint == content_hash("Iran and Pakistan restore ties", "Envoys return.")
+
+
+def test_atom_entry_fields():
+    """An Atom entry becomes an Item: id, alternate link, summary, author, category terms."""
+    item = parse_one(
+        atom(
+            "<title>China urges restraint</title><id>urn:wire:7</id>"
+            '<link rel="alternate" href="https://wire.example/7"/>'
+            "<published>2024-01-18T09:00:00Z</published><updated>2024-01-18T11:00:00Z</updated>"
+            "<summary>Beijing calls for calm.</summary><author><name>Wire Staff</name></author>"
+            '<category term="china"/><category term="diplomacy"/>'
+        ),
+        ATOM_TYPE,
+    )
+    assert item.key == "urn:wire:7"
+    assert item.title == "China urges restraint"
+    assert item.summary == "Beijing calls for calm."
+    assert item.link == "https://wire.example/7"
+    assert item.published == datetime(2024, 1, 18, 9, 0, tzinfo=UTC)
+    assert item.updated == datetime(2024, 1, 18, 11, 0, tzinfo=UTC)
+    assert item.author == "Wire Staff"
+    assert item.tags == ("china", "diplomacy")
+
+
+def test_atom_content_used_when_no_summary():
+    """An Atom entry with only <content> gets its text as the summary."""
+    item = parse_one(
+        atom(
+            '<title>t</title><id>1</id><content type="html">&lt;p&gt;First&lt;/p&gt;&lt;p&gt;Second&lt;/p&gt;'
+            "</content>"
+        ),
+        ATOM_TYPE,
+    )
+    assert item.summary == "First Second"
+
+
+def test_html_stripped_and_entities_decoded():
+    """Markup is dropped and entities decoded in title and summary; scripts leave no text."""
+    item = parse_one(
+        rss(
+            "<title>Tom &amp;amp; Jerry &lt;b&gt;bold&lt;/b&gt;</title><guid>1</guid>"
+            "<description>&lt;p&gt;Caf&amp;eacute; &amp;ndash; talks&lt;/p&gt;"
+            "&lt;script&gt;alert(1)&lt;/script&gt;"
+            "&lt;p&gt;resume&lt;/p&gt;</description>"
+        )
+    )
+    assert item.title == "Tom & Jerry bold"
+    assert item.summary == "Café – talks resume"
+    assert "<" not in item.title + item.summary
+    assert "alert" not in item.summary
+
+
+def test_cdata_html_summary():
+    """HTML in CDATA is reduced to its text."""
+    item = parse_one(
+        rss("<title>t</title><guid>1</guid><description><![CDATA[<div>One<br>Two</div>]]></description>")
+    )
+    assert item.summary == "One Two"
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        ("Tue, 16 Jan 2024 22:30:00 +0330", datetime(2024, 1, 16, 19, 0, tzinfo=UTC)),
+        ("Tue, 16 Jan 2024 22:30:00 GMT", datetime(2024, 1, 16, 22, 30, tzinfo=UTC)),
+        ("Tue, 16 Jan 2024 22:30:00 -0500", datetime(2024, 1, 17, 3, 30, tzinfo=UTC)),
+    ],
+)
+def test_rss_dates_become_aware_utc(date, expected):
+    """pubDate in any offset becomes the same instant in UTC."""
+    item = parse_one(rss(f"<title>t</title><guid>1</guid><pubDate>{date}</pubDate>"))
+    assert item.published == expected
+    assert item.published.utcoffset().total_seconds() == 0
+
+
+def test_atom_updated_stands_in_for_published():
+    """An Atom entry with only <updated> is published at that time, in UTC."""
+    item = parse_one(
+        atom("<title>t</title><id>1</id><updated>2024-01-16T10:00:00+02:00</updated>"), ATOM_TYPE
+    )
+    assert item.published == datetime(2024, 1, 16, 8, 0, tzinfo=UTC)
+    assert item.updated == item.published
+
+
+@pytest.mark.parametrize("date", ["", "<pubDate>not a date</pubDate>"])
+def test_no_date_uses_first_seen_time(date):
+    """An item with no readable date is dated by when it was first seen (the `now` passed in)."""
+    item = parse_one(rss(f"<title>t</title><guid>1</guid>{date}"))
+    assert item.published == NOW
+    assert item.updated is None
+
+
+# Identity
+
+
+def test_identity_prefers_guid():
+    """A guid is the identity even when there is a link."""
+    item = parse_one(
+        rss('<title>t</title><guid isPermaLink="false">abc-1</guid><link>https://x.example/p</link>')
+    )
+    assert item.key == "abc-1"
+
+
+def test_identity_falls_back_to_canonical_link():
+    """With no guid, the canonical link (tracking dropped, query sorted) is the identity."""
+    item = parse_one(
+        rss("<title>t</title><link>HTTPS://News.Example:443/p?b=2&amp;utm_source=rss&amp;a=1#top</link>")
+    )
+    assert item.key == "https://news.example/p?a=1&b=2"
+    assert item.key == canonical_link(item.link)
+
+
+def test_identity_falls_back_to_content_hash():
+    """With neither guid nor link, the hash of title and summary is the identity."""
+    body = rss(
+        "<title>Same</title><description>text</description>",
+        "<title>Same</title><description>text</description>",
+        "<title>Other</title><description>text</description>",
+    )
+    items, _ = parse_feed("desk", body, RSS_TYPE, url=URL, now=NOW)
+    keys = [i.key for i in items]
+    assert keys[0] == keys[1] == "sha256:" + content_hash("Same", "text")
+    assert keys[2] != keys[0]
+
+
+def test_blank_guid_is_ignored():
+    """A whitespace-only guid does not count as an identity."""
+    item = parse_one(rss("<title>t</title><guid>   </guid><link>https://x.example/p</link>"))
+    assert item.key == "https://x.example/p"
+
+
+def test_malformed_link_does_not_break_the_feed():
+    """A link with an impossible port still yields an item (its identity is the link as written)."""
+    body = rss(
+        "<title>Bad port</title><link>http://x.example:99999/a</link>",
+        "<title>Good</title><link>https://x.example/b</link>",
+    )
+    items, _ = parse_feed("desk", body, RSS_TYPE, url=URL, now=NOW)
+    assert [i.title for i in items] == ["Bad port", "Good"]
+    assert items[0].key == "http://x.example:99999/a"
+
+
+# Links
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "javascript:alert(document.cookie)",
+        "JavaScript:alert(1)",
+        "data:text/html,<b>hi</b>",
+        "file:///etc/passwd",
+    ],
+)
+def test_unsafe_links_dropped(link):
+    """Only http(s) links survive; the item is kept and identified by its text."""
+    item = parse_one(rss(f"<title>t</title><description>s</description><link>{escape(link)}</link>"))
+    assert item.link is None
+    assert item.key == "sha256:" + content_hash("t", "s")
+
+
+def test_relative_links_resolved_against_the_feed_url():
+    """A relative link is made absolute against the URL the feed was fetched from."""
+    body = rss("<title>a</title><link>/a/1</link>", "<title>b</title><link>b/2</link>")
+    items, _ = parse_feed("desk", body, RSS_TYPE, url=URL, now=NOW)
+    assert [i.link for i in items] == ["https://news.example/a/1", "https://news.example/world/b/2"]
+
+
+def test_relative_atom_link_resolved():
+    """Atom hrefs are resolved against the feed URL too."""
+    item = parse_one(
+        atom('<title>t</title><id>1</id><link href="rel/2"/>'), ATOM_TYPE, "https://atom.example/dir/feed"
+    )
+    assert item.link == "https://atom.example/dir/rel/2"
+
+
+# Bad input
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"this is not a feed",
+        b"<html><body><p>hello</p></body></html>",
+        b'{"json": true}',
+        b"\x00\xff\xfe\x01",
+    ],
+)
+def test_garbage_raises_parse_error(body):
+    """A body that is neither RSS nor Atom raises ParseError naming the feed."""
+    with pytest.raises(ParseError, match="not an RSS or Atom feed") as info:
+        parse_feed("desk", body, {"content-type": "application/xml"}, url=URL, now=NOW)
+    assert info.value.feed == "desk"
+
+
+def test_body_that_is_a_file_path_is_not_opened(tmp_path):
+    """Bytes naming an existing feed file are treated as content, never opened."""
+    path = tmp_path / "feed.xml"
+    path.write_bytes(rss("<title>Secret from disk</title><guid>1</guid>"))
+    assert parse_feed("desk", path.read_bytes(), RSS_TYPE, url=URL, now=NOW)[0]  # the file is a valid feed
+    for body in (str(path).encode(), path.as_uri().encode()):
+        with pytest.raises(ParseError):
+            parse_feed("desk", body, RSS_TYPE, url=URL, now=NOW)
+
+
+def test_body_that_is_a_url_is_not_fetched():
+    """Bytes that look like a URL are not fetched (no network in parsing)."""
+    with pytest.raises(ParseError):
+        parse_feed("desk", b"http://127.0.0.1:9/feed.xml", RSS_TYPE, url=URL, now=NOW)
+
+
+def test_oversized_title_and_summary_truncated():
+    """Titles and summaries beyond their limits are cut and marked."""
+    item = parse_one(
+        rss(f"<title>{'a' * 5000}</title><guid>1</guid><description>{'b ' * 5000}</description>")
+    )
+    assert len(item.title) == MAX_TITLE
+    assert item.title.endswith(TRUNCATED)
+    assert len(item.summary) == MAX_SUMMARY
+    assert item.summary.endswith(TRUNCATED)
+
+
+def test_short_title_not_truncated():
+    """A title at the limit is kept whole."""
+    item = parse_one(rss(f"<title>{'a' * MAX_TITLE}</title><guid>1</guid>"))
+    assert item.title == "a" * MAX_TITLE
+
+
+def test_untitled_item():
+    """An item without a title gets a placeholder title."""
+    item = parse_one(rss("<guid>1</guid><description>body</description>"))
+    assert item.title == "(untitled)"
+
+
+PERSIAN = "سفیر ایران – café"
+
+
+def declared(encoding: str, title: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="{encoding}"?><rss version="2.0"><channel><title>T</title>'
+        f'<item><title>{title}</title><guid isPermaLink="false">1</guid></item></channel></rss>'
+    ).encode(encoding)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (declared("utf-8", PERSIAN), {"content-type": "text/xml; charset=windows-1256"}),
+        (declared("utf-8", PERSIAN), {"content-type": "application/xml; charset=no-such-charset"}),
+        (declared("windows-1252", "café “quoted”"), {"content-type": "application/rss+xml; charset=utf-8"}),
+    ],
+    ids=["header-1256-prolog-utf8", "unknown-header-charset", "header-utf8-prolog-1252"],
+)
+def test_conflicting_charsets_do_not_crash(body, headers):
+    """Header and prolog disagreeing on the charset still yields the item."""
+    items, _ = parse_feed("desk", body, headers, url=URL, now=NOW)
+    assert len(items) == 1
+    assert items[0].key == "1"
+    assert items[0].title
+
+
+def test_prolog_charset_used_without_header():
+    """With no charset in the headers (a local file), the prolog's encoding is used."""
+    item = parse_one(declared("windows-1252", "café “quoted”"), {"content-type": "application/xml"})
+    assert item.title == "café “quoted”"
+
+
+def test_malformed_but_readable_feed_warns():
+    """A feed with an XML error that feedparser can still read yields items and a warning."""
+    body = rss(
+        '<title>ok &nbsp; then</title><guid isPermaLink="false">1</guid>'
+    )  # &nbsp; is not defined in XML
+    items, warning = parse_feed("desk", body, RSS_TYPE, url=URL, now=NOW)
+    assert [i.key for i in items] == ["1"]
+    assert warning is not None
+    assert warning.startswith("malformed feed read leniently")
+
+
+def test_well_formed_feed_has_no_warning():
+    """A clean feed with a proper content type produces no warning."""
+    _, warning = parse_feed("desk", rss("<title>t</title><guid>1</guid>"), RSS_TYPE, url=URL, now=NOW)
+    assert warning is None
