@@ -21,6 +21,7 @@ from monitor.config import DEFAULT_CONFIG, Settings, load_settings
 from monitor.errors import ConfigErrors, MonitorError
 from monitor.pipeline import run_cycle
 from monitor.store import Store
+from monitor.watchlists import Watchlist
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_UNHEALTHY = 1
@@ -103,11 +104,20 @@ def poll(config_path: Path, once: bool) -> None:
 @config_option
 def check(config_path: Path) -> None:
     """Validate the configuration and every watchlist; list all errors, exit 2 if there are any."""
-    settings = _settings(config_path)
-    watchlists, errors = load_checked_watchlists(settings)
+    errors: list[MonitorError] = []
+    try:
+        settings = load_settings(config_path)
+    except ConfigErrors as e:
+        errors.extend(e.errors)
+        # None when the file could not be read at all: then there is no watchlist location to check.
+        settings = e.partial if isinstance(e.partial, Settings) else None
+    watchlists: list[Watchlist] = []
+    if settings is not None:
+        watchlists, watchlist_errors = load_checked_watchlists(settings)
+        errors.extend(watchlist_errors)
     for error in errors:
         click.echo(f"error: {error}", err=True)
-    if errors:
+    if errors or settings is None:
         sys.exit(EXIT_CONFIG)
     click.echo(
         f"{settings.path}: ok: {len(settings.feeds)} feeds, {len(settings.channels)} channels, "

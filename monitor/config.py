@@ -135,9 +135,10 @@ def parse_settings(raw: Mapping[str, Any], path: Path, env: Mapping[str, str]) -
     feeds = _parse_feeds(root, base)
     channels = _parse_channels(root.table("channels"))
     root.finish()
+    settings = Settings(path=path, defaults=defaults, feeds=feeds, channels=channels)
     if errors:
-        raise ConfigErrors(list(errors))
-    return Settings(path=path, defaults=defaults, feeds=feeds, channels=channels)
+        raise ConfigErrors(list(errors), partial=settings)
+    return settings
 
 
 def _parse_defaults(t: Table, base: Path) -> Defaults:

@@ -44,8 +44,11 @@ class WatchlistError(LocatedError):
 class ConfigErrors(MonitorError):
     """Several configuration or watchlist errors, reported together so they can be fixed at once."""
 
-    def __init__(self, errors: list[LocatedError]) -> None:
+    def __init__(self, errors: list[LocatedError], partial: object = None) -> None:
         self.errors = errors
+        # What could be read despite the errors (a Settings for config.toml), so a checker can
+        # go on to validate what depends on it, such as the watchlists.
+        self.partial = partial
         super().__init__("\n".join(str(e) for e in errors))
 
 
