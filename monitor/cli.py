@@ -105,6 +105,7 @@ def poll(config_path: Path, once: bool) -> None:
 def check(config_path: Path) -> None:
     """Validate the configuration and every watchlist; list all errors, exit 2 if there are any."""
     errors: list[MonitorError] = []
+    settings: Settings | None
     try:
         settings = load_settings(config_path)
     except ConfigErrors as e:
