@@ -14,6 +14,7 @@ from monitor.fetch import Fetcher
 from monitor.notify import Notifier, build_notifiers, notification_client
 from monitor.pipeline import Runtime
 from monitor.store import Store
+from monitor.store.lock import exclusive
 from monitor.watchlists import Watchlist, load_watchlists
 
 log = logging.getLogger("monitor")
@@ -37,18 +38,19 @@ async def open_runtime(
     watchlists, errors = load_checked_watchlists(settings)
     for error in errors:
         log.error("watchlist skipped: %s", error)
-    store = Store.open(settings.defaults.state_path)
-    try:
-        async with (
-            Fetcher(settings.defaults, transport) as fetcher,
-            notification_client(settings.defaults.timeout) as client,
-        ):
-            yield Runtime(
-                settings=settings,
-                store=store,
-                fetcher=fetcher,
-                watchlists=watchlists,
-                notifiers=notifiers if notifiers is not None else build_notifiers(settings, client),
-            )
-    finally:
-        store.close()
+    with exclusive(settings.defaults.state_path):
+        store = Store.open(settings.defaults.state_path)
+        try:
+            async with (
+                Fetcher(settings.defaults, transport) as fetcher,
+                notification_client(settings.defaults.timeout) as client,
+            ):
+                yield Runtime(
+                    settings=settings,
+                    store=store,
+                    fetcher=fetcher,
+                    watchlists=watchlists,
+                    notifiers=notifiers if notifiers is not None else build_notifiers(settings, client),
+                )
+        finally:
+            store.close()

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the service is unhealthy or an operation failed, 2 inva
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import sys
 from collections.abc import Callable
@@ -65,6 +66,10 @@ def _setup_logging(verbose: bool) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging detail.")
 def cli(verbose: bool) -> None:
     """Poll news feeds, match watchlists, and deliver each alert once."""
+    # Feed text printed to a terminal or pipe that cannot encode it is shown replaced, not fatal.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
     _setup_logging(verbose)
 
 

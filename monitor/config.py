@@ -54,7 +54,7 @@ class FeedConfig:
 
     @property
     def is_local(self) -> bool:
-        return not self.url.startswith(("http://", "https://"))
+        return not self.url.lower().startswith(("http://", "https://"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +100,6 @@ class Settings:
     defaults: Defaults = Defaults()
     feeds: tuple[FeedConfig, ...] = ()
     channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
-
-    def feed(self, name: str) -> FeedConfig:
-        return next(f for f in self.feeds if f.name == name)
 
     def interval(self, feed: FeedConfig) -> float:
         return feed.interval if feed.interval is not None else self.defaults.poll_interval
@@ -173,7 +170,11 @@ def _parse_feeds(root: Table, base: Path) -> tuple[FeedConfig, ...]:
         url = t.string("url", required=True)
         checked = _check_feed_url(url, base) if url else None
         if url and checked is None:
-            t.error("url", f"{url!r} is not a feed address; use an http(s):// URL, a file:// URL or a path")
+            # The value as written, before ${VAR} interpolation: a token in a feed URL stays secret.
+            written = t.written("url")
+            t.error(
+                "url", f"{written!r} is not a feed address; use an http(s):// URL, a file:// URL or a path"
+            )
         url = checked or url
         if name and not _NAME.match(name):
             t.error("name", f"{name!r}: use letters, digits, '.', '_' or '-' (no spaces)")
@@ -284,6 +285,10 @@ class Table:
     def keys(self) -> list[str]:
         self._read.update(self._data)
         return list(self._data)
+
+    def written(self, key: str) -> object:
+        """A value exactly as the file has it, ${VAR} references not replaced."""
+        return self._data.get(key)
 
     def finish(self) -> None:
         """Report every key that was never read: a typo must not be silently ignored."""
@@ -451,4 +456,5 @@ def _redact(url: str) -> str:
     parts = urlsplit(url)
     if not parts.scheme:
         return url[:3] + "..." if len(url) > 3 else url
-    return f"{parts.scheme}://{parts.hostname or ''}/..." if parts.path not in ("", "/") else url
+    bare = f"{parts.scheme}://{parts.hostname or ''}"
+    return bare if url.rstrip("/") == bare else bare + "/..."

@@ -15,12 +15,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.app import open_runtime
 from monitor.config import FeedConfig, Settings
-from monitor.pipeline import Runtime, deliver_pending, poll_feed
+from monitor.pipeline import Runtime, deliver_pending, poll_feed, record_cycle
 from monitor.types import CycleReport
 
 log = logging.getLogger("monitor")
 
-SHUTDOWN_GRACE = 8.0  # seconds in-flight work gets to finish; Docker kills at 10
+SHUTDOWN_GRACE = 8.0  # seconds in-flight work gets to finish; `docker stop` kills after 10 by default
 
 JOB_DEFAULTS = {
     "max_instances": 1,  # a feed still being polled is not polled again on top
@@ -79,7 +79,7 @@ class Daemon:
         deliveries = await deliver_pending(self.rt)
         report = CycleReport((outcome,), tuple(deliveries), self.rt.store.outbox_counts().get("pending", 0))
         log.info("poll %s: %s", feed.name, report.summary())
-        self.rt.store.set_meta("last_cycle_at", datetime.now(UTC).isoformat())
+        record_cycle(self.rt, report)
 
     def stop(self) -> None:
         self._stop.set()

@@ -87,13 +87,19 @@ class Fetcher:
                 headers={k: v for k, v in response.headers.items() if k.lower() not in _DROPPED_HEADERS},
                 url=final_url,
                 validators=Validators(
-                    etag=response.headers.get("etag"), last_modified=response.headers.get("last-modified")
+                    etag=_validator(response.headers.get("etag")),
+                    last_modified=_validator(response.headers.get("last-modified")),
                 ),
                 http_status=response.status_code,
             )
 
 
 _ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+
+
+def _validator(value: str | None) -> str | None:
+    """A cache validator we can send back: printable ASCII only (httpx cannot send anything else)."""
+    return value if value and value.isascii() and value.isprintable() and len(value) <= 1024 else None
 
 
 async def _read_capped(response: httpx.Response, limit: int, feed: str) -> bytes:

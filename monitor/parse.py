@@ -36,7 +36,10 @@ def parse_feed(
     response_headers = {k.lower(): v for k, v in headers.items()}
     response_headers.setdefault("content-location", url)
     # A stream, never a str: given a string feedparser may treat it as a URL or file name to open.
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=response_headers)
+    try:
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=response_headers)
+    except Exception as e:  # feedparser raises on some hostile input (lone surrogates, ...)
+        raise ParseError(feed, f"feed could not be parsed: {_describe(e)}") from e
     problem = parsed.get("bozo_exception")
     if not parsed.get("version") and not parsed.entries:
         reason = f": {_describe(problem)}" if problem else ""

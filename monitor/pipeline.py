@@ -7,12 +7,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from monitor.config import FeedConfig, Settings
 from monitor.dedup import canonical_link
@@ -30,6 +33,7 @@ from monitor.types import (
     FetchStatus,
     Item,
     Match,
+    Validators,
 )
 from monitor.watchlists import Matcher, Watchlist
 
@@ -58,8 +62,15 @@ class Runtime:
 
 
 def story_key(item: Item) -> str:
-    """What makes two items one story: for now the same canonical link, whichever feed carries it."""
-    return canonical_link(item.link) if item.link else f"{item.feed}\x1f{item.key}"
+    """What makes two items one story: for now the same link, whichever feed carries it.
+
+    The fragment is kept here (not in item identity): live blogs link each entry to its own
+    `#post-N` anchor of one page, and each is news of its own.
+    """
+    if not item.link:
+        return f"{item.feed}\x1f{item.key}"
+    fragment = urlsplit(item.link).fragment
+    return canonical_link(item.link) + (f"#{fragment}" if fragment else "")
 
 
 def alert_id(item: Item, watchlist: str, channel: str) -> str:
@@ -114,6 +125,17 @@ def unique_by_key(items: Sequence[Item]) -> list[Item]:
 
 async def poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
     """Fetch, parse, match and store one feed. Failures are recorded on the feed, never raised."""
+    try:
+        return await _poll_feed(rt, feed)
+    except Exception as e:  # one feed's surprise must not end the cycle for the others
+        log.exception("feed %s: unexpected error", feed.name)
+        error = f"unexpected error: {e!r}"
+        with contextlib.suppress(StoreError):  # if the store is the problem, it is logged above
+            rt.store.record_failure(feed.name, feed.url, error, rt.clock())
+        return FeedOutcome(feed.name, FetchStatus.FAILED, error=error)
+
+
+async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
     result = await rt.fetcher.fetch(feed, rt.store.validators(feed.name))
     now = rt.clock()
     try:
@@ -134,6 +156,9 @@ async def poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
             rt.store.record_failure(feed.name, feed.url, str(e), now)
             log.warning("feed %s: %s", feed.name, e)
             return FeedOutcome(feed.name, FetchStatus.FAILED, error=str(e))
+        if warning:
+            # A feed read only in part must be fetched whole next time, not answered with a 304.
+            result = dataclasses.replace(result, validators=Validators())
         items = unique_by_key(items)
         known = rt.store.known_items(feed.name, [i.key for i in items])
         new_items = [i for i in items if i.key not in known]
@@ -141,7 +166,15 @@ async def poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
         by_slug = {w.slug: w for w in rt.watchlists}
         channels = list(rt.notifiers)
         alerts = [a for item, matches in matched for a in plan_alerts(item, matches, by_slug, channels, now)]
-        rt.store.record_poll(PollRecord(feed.name, feed.url, result, matched, alerts, warning=warning), now)
+        queued = rt.store.record_poll(
+            PollRecord(feed.name, feed.url, result, matched, alerts, warning=warning), now
+        )
+        if queued < len(alerts):
+            log.info(
+                "feed %s: %d alert(s) already queued or sent for the same story",
+                feed.name,
+                len(alerts) - queued,
+            )
     except StoreError as e:
         log.error("feed %s: not stored: %s", feed.name, e)
         return FeedOutcome(feed.name, FetchStatus.FAILED, error=str(e))
@@ -163,27 +196,24 @@ async def deliver_pending(rt: Runtime, *, due_only: bool = True) -> list[Deliver
     """
     async with rt._delivering:
         now = rt.clock()
-        alerts = rt.store.due_alerts(now if due_only else None)
+        alerts = rt.store.due_alerts(now if due_only else None, channels=list(rt.notifiers))
         by_channel: dict[str, list[Alert]] = defaultdict(list)
         for alert in sorted(alerts, key=lambda a: (a.published, a.id)):
             by_channel[alert.channel].append(alert)
-        missing = [c for c in by_channel if c not in rt.notifiers]
-        for channel in missing:
-            log.warning(
-                "%d alert(s) queued for channel %r, which is no longer configured; they stay queued",
-                len(by_channel.pop(channel)),
-                channel,
-            )
-        results = await asyncio.gather(*(rt.notifiers[c].deliver(batch) for c, batch in by_channel.items()))
-        outcomes = [o for batch in results for o in batch]
-        finished = rt.clock()
-        for outcome in outcomes:
-            if outcome.delivered:
-                rt.store.mark_sent(outcome.alert_id, finished)
+        results = await asyncio.gather(
+            *(rt.notifiers[c].deliver(batch) for c, batch in by_channel.items()), return_exceptions=True
+        )
+        outcomes: list[DeliveryOutcome] = []
+        for (channel, batch), result in zip(by_channel.items(), results, strict=True):
+            if isinstance(result, BaseException):
+                # A notifier broke its contract: nothing is known to be sent, so all stay queued.
+                log.error("channel %s failed unexpectedly: %r", channel, result)
+                error = f"unexpected error: {result!r}"
+                outcomes.extend(DeliveryOutcome(a.id, channel, False, error, True) for a in batch)
             else:
-                rt.store.mark_failed(
-                    outcome.alert_id, outcome.error or "failed", temporary=outcome.temporary, now=finished
-                )
+                outcomes.extend(result)
+        for outcome in outcomes:
+            if not outcome.delivered:
                 log.warning(
                     "alert %s to %s failed (%s): %s",
                     outcome.alert_id,
@@ -191,6 +221,11 @@ async def deliver_pending(rt: Runtime, *, due_only: bool = True) -> list[Deliver
                     "will retry" if outcome.temporary else "permanent",
                     outcome.error,
                 )
+        try:
+            rt.store.record_deliveries(outcomes, rt.clock())
+        except StoreError as e:
+            # The sends happened; their alerts stay pending and go again, with the same ids.
+            log.error("delivery results not recorded: %s", e)
         return outcomes
 
 

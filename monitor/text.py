@@ -7,6 +7,8 @@ import unicodedata
 from html.parser import HTMLParser
 
 _SPACE = re.compile(r"\s+")
+# C0 and C1 controls other than whitespace: an ESC in a title must not reach a terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NON_WORD = re.compile(r"[\W_]+")
 # Arabic-script letters that Persian and Urdu write differently: one spelling for matching.
 # The zero-width non-joiner separates the parts of a word where a space may also be written
@@ -85,7 +87,8 @@ def html_to_text(markup: str) -> str:
 
 
 def collapse_space(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
+    """One space between words, and no control characters (terminal escapes, NUL) left in."""
+    return _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
 
 
 def normalise(text: str) -> str:

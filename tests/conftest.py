@@ -52,6 +52,9 @@ class Server:
     requests: list[Request] = field(default_factory=list)
     post_status: int = 200
     port: int = 0
+    in_flight: int = 0
+    most_in_flight: int = 0  # the most GETs answered at once
+    _count_lock: threading.Lock = field(default_factory=threading.Lock)
     _httpd: ThreadingHTTPServer | None = None
 
     def url(self, path: str) -> str:
@@ -75,6 +78,16 @@ class Server:
                 return request
 
             def do_GET(self) -> None:
+                with server._count_lock:
+                    server.in_flight += 1
+                    server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                try:
+                    self._get()
+                finally:
+                    with server._count_lock:
+                        server.in_flight -= 1
+
+            def _get(self) -> None:
                 self._record()
                 route = server.routes.get(self.path)
                 if route is None:

@@ -112,7 +112,6 @@ def test_full_config_loads_every_section(tmp_path):
     assert irna.tags == ()
     assert s.interval(dawn) == 5400
     assert s.interval(irna) == 900
-    assert s.feed("irna") is irna
     assert {n: c.type for n, c in s.channels.items()} == {
         "ops": "slack",
         "hook": "webhook",

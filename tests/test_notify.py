@@ -24,6 +24,7 @@ from monitor.config import (
     WebhookOptions,
 )
 from monitor.notify import CHANNEL_TYPES, build_notifiers, notification_client
+from monitor.notify.base import deliver_each
 from monitor.notify.console import ConsoleNotifier, format_alert
 from monitor.notify.email import EmailNotifier, build_message, subject
 from monitor.notify.slack import HEADER_LIMIT, SlackNotifier, escape, slack_message
@@ -198,12 +199,41 @@ def test_slack_network_errors_are_temporary(error):
     assert outcome.temporary
 
 
-def test_slack_failure_of_one_alert_does_not_stop_the_rest():
-    """Each alert gets its own outcome."""
+def test_slack_permanent_failure_of_one_alert_does_not_stop_the_rest():
+    """A permanent failure is that alert's; the next alert is still tried."""
     with respx.mock() as mock:
-        mock.post(SLACK_URL).mock(side_effect=[httpx.Response(500), httpx.Response(200, text="ok")])
+        mock.post(SLACK_URL).mock(
+            side_effect=[httpx.Response(400, text="invalid_payload"), httpx.Response(200, text="ok")]
+        )
         outcomes = slack_deliver([make_alert(1), make_alert(2)])
     assert [(o.alert_id, o.delivered) for o in outcomes] == [("alert-1", False), ("alert-2", True)]
+
+
+def test_slack_temporary_failure_leaves_the_rest_queued_untried():
+    """After a 500 the rest of the batch is not tried this run: no outcome, so it stays queued."""
+    with respx.mock() as mock:
+        route = mock.post(SLACK_URL).mock(side_effect=[httpx.Response(500), httpx.Response(200, text="ok")])
+        outcomes = slack_deliver([make_alert(1), make_alert(2)])
+    assert [(o.alert_id, o.delivered) for o in outcomes] == [("alert-1", False)]
+    assert route.call_count == 1
+
+
+def test_unexpected_exception_in_a_send_becomes_a_temporary_failure():
+    """A bug in a channel costs a retry, never the outcomes already collected."""
+    calls = []
+
+    async def send(alert):
+        calls.append(alert.id)
+        if alert.id == "alert-2":
+            raise RuntimeError("boom")
+
+    outcomes = asyncio.run(deliver_each([make_alert(1), make_alert(2), make_alert(3)], "ops", send))
+    assert [(o.alert_id, o.delivered, o.temporary) for o in outcomes] == [
+        ("alert-1", True, True),
+        ("alert-2", False, True),
+    ]
+    assert "boom" in (outcomes[1].error or "")
+    assert calls == ["alert-1", "alert-2"]
 
 
 def test_slack_error_does_not_leak_the_webhook_url():

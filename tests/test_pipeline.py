@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 from monitor.app import open_runtime
 from monitor.config import load_settings
+from monitor.notify import build_notifiers
 from monitor.pipeline import run_cycle
 from monitor.store import Store
-from monitor.types import CycleReport, FetchStatus
+from monitor.store.lock import exclusive
+from monitor.types import Alert, CycleReport, DeliveryOutcome, FetchStatus
 from tests.conftest import (
     Route,
     Server,
@@ -211,7 +215,8 @@ def test_receiver_down_then_up_delivers_exactly_once(tmp_path: Path, feed_server
 
     first = cycle(config)
     assert first.sent == 0
-    assert first.pending == first.failed_deliveries > 0
+    assert first.pending > 0
+    assert first.failed_deliveries == 1  # the rest of a down channel's batch waits, untried
 
     receiver.start(port)
     try:
@@ -232,7 +237,7 @@ def test_receiver_down_then_up_delivers_exactly_once(tmp_path: Path, feed_server
 def test_receiver_error_keeps_alert_queued(
     tmp_path: Path, feed_server: Server, receiver: Server, status: int
 ) -> None:
-    """A 5xx from the receiver is temporary: the alert stays pending and is not marked sent."""
+    """A 5xx is temporary: nothing is marked sent, and the rest of the batch waits untried."""
     serve_fixtures(feed_server)
     receiver.post_status = status
     config = write_config(
@@ -242,4 +247,150 @@ def test_receiver_error_keeps_alert_queued(
     report = cycle(config)
 
     assert report.sent == 0
-    assert report.pending == len(receiver.posts()) > 0
+    assert report.pending > 1
+    assert len(receiver.posts()) == 1
+
+
+def rss(*entries: tuple[str, str, str]) -> bytes:
+    """An RSS body from (guid, title, link) triples."""
+    items = "".join(
+        f"<item><guid isPermaLink='false'>{g}</guid><title>{t}</title><link>{link}</link></item>"
+        for g, t, link in entries
+    )
+    return (
+        f"<?xml version='1.0'?><rss version='2.0'><channel><title>x</title>{items}</channel></rss>".encode()
+    )
+
+
+class Exploding:
+    """A notifier that breaks its contract by raising."""
+
+    name = "broken"
+
+    async def deliver(self, alerts: Sequence[Alert]) -> list[DeliveryOutcome]:
+        raise RuntimeError("notifier bug")
+
+
+def test_a_channel_that_raises_does_not_cost_the_others(
+    tmp_path: Path, feed_server: Server, receiver: Server
+) -> None:
+    """One channel raising leaves its alerts queued; the other channel's sends are recorded as sent."""
+    serve_fixtures(feed_server)
+    config = write_config(
+        tmp_path / "config.toml", config_text(tmp_path, feed_server, webhook_url=receiver.url("/h"))
+    )
+    settings = load_settings(config)
+
+    async def go() -> tuple[CycleReport, dict[str, int]]:
+        async with open_runtime(settings) as rt, httpx.AsyncClient() as client:
+            hook = build_notifiers(settings, client)["hook"]
+            rt.notifiers = {"hook": hook, "broken": Exploding()}
+            report = await run_cycle(rt)
+            return report, rt.store.outbox_counts()
+
+    report, counts = asyncio.run(go())
+    hook_sent = sum(1 for d in report.deliveries if d.channel == "hook" and d.delivered)
+    assert hook_sent == len(receiver.posts()) > 0
+    assert counts == {"sent": hook_sent, "pending": hook_sent}
+    assert all(not d.delivered and d.temporary for d in report.deliveries if d.channel == "broken")
+
+
+def test_hostile_feed_fails_alone(tmp_path: Path, feed_server: Server, receiver: Server) -> None:
+    """A non-ASCII ETag and a lone surrogate in a title never abort the cycle, on any poll."""
+    serve_fixtures(feed_server)
+    feed_server.routes["/etag.xml"] = Route(
+        rss(("e1", "Blast in Zahedan kills two police officers", "https://e.example/1")), etag='"café"'
+    )
+    feed_server.routes["/surrogate.xml"] = Route(
+        rss(("s1", "Bad &#xD800; title", "https://s.example/1")), etag='"s"'
+    )
+    extra = "".join(
+        f'\n[[feeds]]\nname = "{name}"\nurl = "{feed_server.url(path)}"\n'
+        for name, path in (("etag", "/etag.xml"), ("surrogate", "/surrogate.xml"))
+    )
+    config = write_config(
+        tmp_path / "config.toml",
+        config_text(tmp_path, feed_server, webhook_url=receiver.url("/h"), extra_feeds=extra),
+    )
+
+    first, second = cycle(config), cycle(config)
+
+    assert {f.feed for f in first.feeds if f.status is FetchStatus.OK} >= {
+        "frontier",
+        "gulf-desk",
+        "wire",
+        "etag",
+    }
+    assert {f.feed: f.status for f in second.feeds}["etag"] is FetchStatus.OK  # refetched: ETag unusable
+    assert len(feed_server.gets("/etag.xml")) == 2
+    assert "If-None-Match" not in feed_server.gets("/etag.xml")[1].headers
+    assert first.sent > 0
+
+
+def test_live_blog_entries_on_one_page_each_alert(
+    tmp_path: Path, feed_server: Server, receiver: Server
+) -> None:
+    """Entries linking to #anchors of one page are different stories: each alerts."""
+    page = "https://live.example/iran-pakistan-live"
+    feed_server.routes["/live.xml"] = Route(
+        rss(
+            ("p1", "Gunmen attack border post near Saravan", f"{page}#post-1"),
+            ("p2", "Second attack reported in Rask police station", f"{page}#post-2"),
+        )
+    )
+    config = write_config(
+        tmp_path / "config.toml",
+        f"""
+[defaults]
+state_path = "{tmp_path / "monitor.db"}"
+watchlists_dir = "{WATCHLISTS}"
+[[feeds]]
+name = "live"
+url = "{feed_server.url("/live.xml")}"
+[channels.hook]
+type = "webhook"
+url = "{receiver.url("/h")}"
+""",
+    )
+
+    cycle(config)
+
+    links = [
+        p["item"]["link"] for p in posted_json(receiver) if p["watchlist"]["slug"] == "sistan-baluchestan"
+    ]  # type: ignore[index]
+    assert sorted(links) == [f"{page}#post-1", f"{page}#post-2"]
+
+
+def test_fetches_stay_under_max_concurrency(tmp_path: Path, feed_server: Server, receiver: Server) -> None:
+    """No more feeds are fetched at once than max_concurrency allows."""
+    body = fixture_bytes("wire.atom")
+    extra = ""
+    for n in range(6):
+        feed_server.routes[f"/slow{n}.xml"] = Route(body, delay=0.3)
+        extra += f'\n[[feeds]]\nname = "slow{n}"\nurl = "{feed_server.url(f"/slow{n}.xml")}"\n'
+    serve_fixtures(feed_server)
+    text = config_text(tmp_path, feed_server, webhook_url=receiver.url("/h"), extra_feeds=extra)
+    config = write_config(
+        tmp_path / "config.toml", text.replace("[defaults]", "[defaults]\nmax_concurrency = 2")
+    )
+
+    report = cycle(config)
+
+    assert report.count(FetchStatus.OK) == 9
+    assert feed_server.most_in_flight == 2
+
+
+def test_a_second_process_on_the_same_database_is_refused(
+    tmp_path: Path, feed_server: Server, receiver: Server
+) -> None:
+    """While one monitor holds the state database, another exits with a clear message and sends nothing."""
+    serve_fixtures(feed_server)
+    config = write_config(
+        tmp_path / "config.toml", config_text(tmp_path, feed_server, webhook_url=receiver.url("/h"))
+    )
+    with exclusive(tmp_path / "state" / "monitor.db"):
+        result = poll_once(config)
+    assert result.returncode == 1
+    assert "another monitor process" in result.stderr
+    assert receiver.posts() == []
+    assert poll_once(config).returncode == 0

@@ -12,7 +12,9 @@ from monitor.errors import StoreError
 from monitor.store import Store
 from monitor.store.migrations import MIGRATIONS
 from monitor.store.sqlite import RETRY_DELAYS, PollRecord, alert_from_json, alert_to_json
-from monitor.types import Alert, FetchResult, FetchStatus, Item, Match, Severity, Validators
+from monitor.types import Alert, DeliveryOutcome, FetchResult, FetchStatus, Item, Match, Severity, Validators
+
+CHANNELS = ("ops", "mail")
 
 NOW = datetime(2024, 1, 20, 12, 0, tzinfo=UTC)
 
@@ -215,7 +217,7 @@ def test_polling_the_same_items_twice_never_duplicates(store):
     assert count(store, "items") == 2
     assert count(store, "matches") == 2
     assert count(store, "outbox") == 4
-    assert len(store.due_alerts(None)) == 4
+    assert len(store.due_alerts(None, CHANNELS)) == 4
     assert store.validators("wire").etag == '"v2"'
 
 
@@ -248,44 +250,52 @@ def test_validators_of_unknown_feed_are_empty(store):
     assert store.validators("nope") == Validators()
 
 
+def sent(store, alert_id, now):
+    store.record_deliveries([DeliveryOutcome(alert_id, "ops", True)], now)
+
+
+def failed(store, alert_id, error, *, temporary, now):
+    store.record_deliveries([DeliveryOutcome(alert_id, "ops", False, error, temporary)], now)
+
+
 # Outbox
 
 
 def test_due_alerts_respects_next_attempt(store):
     """New alerts are due from the moment they are queued, in creation order."""
     store.record_poll(poll(["a", "b"]), NOW)
-    assert store.due_alerts(NOW - timedelta(seconds=1)) == []
-    due = store.due_alerts(NOW)
+    assert store.due_alerts(NOW - timedelta(seconds=1), CHANNELS) == []
+    due = store.due_alerts(NOW, CHANNELS)
     assert [a.id for a in due] == ["a-envoys-ops", "b-envoys-ops"]
-    assert store.due_alerts(NOW, limit=1) == due[:1]
+    assert store.due_alerts(NOW, CHANNELS, limit=1) == due[:1]
 
 
-def test_mark_sent(store):
+def test_sent_alert_is_not_due_again(store):
     """A sent alert is never due again, and is counted as sent."""
     store.record_poll(poll(["a", "b"]), NOW)
-    store.mark_sent("a-envoys-ops", NOW + timedelta(seconds=5))
-    assert [a.id for a in store.due_alerts(None)] == ["b-envoys-ops"]
+    sent(store, "a-envoys-ops", NOW + timedelta(seconds=5))
+    assert [a.id for a in store.due_alerts(None, CHANNELS)] == ["b-envoys-ops"]
     assert store.outbox_counts() == {"sent": 1, "pending": 1}
     row = outbox_row(store, "a-envoys-ops")
     assert (row["status"], row["attempts"], row["sent_at"]) == ("sent", 1, "2024-01-20T12:00:05+00:00")
 
 
-def test_mark_failed_temporary_backs_off(store):
+def test_temporary_failure_backs_off(store):
     """A temporary failure keeps the alert pending, counts the attempt and pushes its next try out."""
     store.record_poll(poll(["a"]), NOW)
     alert_id = "a-envoys-ops"
-    store.mark_failed(alert_id, "HTTP 503", temporary=True, now=NOW)
+    failed(store, alert_id, "HTTP 503", temporary=True, now=NOW)
     row = outbox_row(store, alert_id)
     assert (row["status"], row["attempts"], row["last_error"]) == ("pending", 1, "HTTP 503")
     next_attempt = datetime.fromisoformat(str(row["next_attempt_at"]))
     assert next_attempt == NOW + timedelta(seconds=RETRY_DELAYS[0])
     assert next_attempt > NOW
-    assert store.due_alerts(NOW) == []
-    assert [a.id for a in store.due_alerts(next_attempt)] == [alert_id]
-    assert [a.id for a in store.due_alerts(None)] == [alert_id]
+    assert store.due_alerts(NOW, CHANNELS) == []
+    assert [a.id for a in store.due_alerts(next_attempt, CHANNELS)] == [alert_id]
+    assert [a.id for a in store.due_alerts(None, CHANNELS)] == [alert_id]
 
     later = next_attempt
-    store.mark_failed(alert_id, "timeout", temporary=True, now=later)
+    failed(store, alert_id, "timeout", temporary=True, now=later)
     row = outbox_row(store, alert_id)
     assert row["attempts"] == 2
     assert datetime.fromisoformat(str(row["next_attempt_at"])) == later + timedelta(seconds=RETRY_DELAYS[1])
@@ -295,20 +305,20 @@ def test_backoff_caps_at_the_last_delay(store):
     """After many failures the delay stays at the longest one."""
     store.record_poll(poll(["a"]), NOW)
     for _ in range(len(RETRY_DELAYS) + 3):
-        store.mark_failed("a-envoys-ops", "down", temporary=True, now=NOW)
+        failed(store, "a-envoys-ops", "down", temporary=True, now=NOW)
     row = outbox_row(store, "a-envoys-ops")
     assert row["attempts"] == len(RETRY_DELAYS) + 3
     assert datetime.fromisoformat(str(row["next_attempt_at"])) == NOW + timedelta(seconds=RETRY_DELAYS[-1])
 
 
-def test_mark_failed_permanent_gives_up(store):
+def test_permanent_failure_gives_up(store):
     """A permanent failure marks the alert failed: never due again."""
     store.record_poll(poll(["a"]), NOW)
-    store.mark_failed("a-envoys-ops", "channel_not_found", temporary=False, now=NOW)
+    failed(store, "a-envoys-ops", "channel_not_found", temporary=False, now=NOW)
     row = outbox_row(store, "a-envoys-ops")
     assert (row["status"], row["attempts"], row["last_error"]) == ("failed", 1, "channel_not_found")
-    assert store.due_alerts(None) == []
-    assert store.due_alerts(NOW + timedelta(days=30)) == []
+    assert store.due_alerts(None, CHANNELS) == []
+    assert store.due_alerts(NOW + timedelta(days=30), CHANNELS) == []
     assert store.outbox_counts() == {"failed": 1}
 
 
@@ -346,4 +356,18 @@ def test_alert_round_trip_through_the_store(store):
     """The alert that comes out of the outbox equals the one that went in."""
     record = poll(["a"])
     store.record_poll(record, NOW)
-    assert store.due_alerts(NOW) == list(record.alerts)
+    assert store.due_alerts(NOW, CHANNELS) == list(record.alerts)
+
+
+def test_alerts_for_unconfigured_channels_do_not_crowd_out_others(store):
+    """Alerts queued for a channel that is gone are skipped, not counted against the limit."""
+    store.record_poll(poll(["a", "b", "c"], channels=("gone", "ops")), NOW)
+    due = store.due_alerts(None, ["ops"], limit=2)
+    assert [a.channel for a in due] == ["ops", "ops"]
+    assert store.due_alerts(None, []) == []
+
+
+def test_record_poll_counts_only_newly_queued_alerts(store):
+    """An alert id already in the outbox is not queued twice, and the count says so."""
+    assert store.record_poll(poll(["a"]), NOW) == 1
+    assert store.record_poll(poll(["a"]), NOW) == 0

@@ -134,3 +134,8 @@ def test_normalise_has_single_spaces_and_no_edges(text):
     result = normalise(text)
     assert "  " not in result
     assert result == result.strip()
+
+
+def test_collapse_space_drops_control_characters():
+    """Terminal escapes, NUL and other controls never survive into item text."""
+    assert collapse_space("A\x1b[2J title\x00 with\x07 bell\x9b and \ttab") == "A[2J title with bell and tab"

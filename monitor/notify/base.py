@@ -22,15 +22,24 @@ class Notifier(Protocol):
 async def deliver_each(
     alerts: Sequence[Alert], channel: str, send: Callable[[Alert], Awaitable[None]]
 ) -> list[DeliveryOutcome]:
-    """Deliver alerts one by one with `send` (an async callable), collecting an outcome for each."""
+    """Deliver alerts one by one with `send` (an async callable), collecting an outcome for each.
+
+    After a temporary failure the rest of the batch is left queued, untried: a receiver that is
+    down would otherwise cost one timeout per alert while every other channel waits.
+    """
     outcomes = []
     for alert in alerts:
         try:
             await send(alert)
         except DeliveryError as e:
             outcomes.append(DeliveryOutcome(alert.id, channel, False, str(e), e.temporary))
+        except Exception as e:  # a bug or an unforeseen failure must not lose the outcomes so far
+            outcomes.append(DeliveryOutcome(alert.id, channel, False, f"unexpected error: {e!r}", True))
         else:
             outcomes.append(DeliveryOutcome(alert.id, channel, True))
+            continue
+        if outcomes[-1].temporary:
+            break
     return outcomes
 
 
@@ -38,7 +47,7 @@ def http_failure(channel: str, error: httpx.HTTPError | httpx.Response) -> Deliv
     """Classify an HTTP failure: retrying helps for timeouts, 5xx, 408 and 429; not for other statuses."""
     if isinstance(error, httpx.Response):
         status = error.status_code
-        body = error.text[:200].strip() if not error.is_stream_consumed or error.content else ""
+        body = error.text[:200].strip()
         temporary = status >= 500 or status in (408, 425, 429)
         detail = f"HTTP {status}" + (f": {body}" if body else "")
         if 300 <= status < 400:

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from monitor.notify.base import deliver_each
 from monitor.types import Alert, DeliveryOutcome
 
 
@@ -25,7 +26,7 @@ class ConsoleNotifier:
         self._stream = stream
 
     async def deliver(self, alerts: Sequence[Alert]) -> list[DeliveryOutcome]:
-        stream = self._stream or sys.stdout
-        for alert in alerts:
-            print(format_alert(alert), file=stream, flush=True)
-        return [DeliveryOutcome(a.id, self.name, True) for a in alerts]
+        return await deliver_each(alerts, self.name, self._print)
+
+    async def _print(self, alert: Alert) -> None:
+        print(format_alert(alert), file=self._stream or sys.stdout, flush=True)

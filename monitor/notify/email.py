@@ -65,6 +65,8 @@ class EmailNotifier:
             await asyncio.to_thread(self._send, build_message(alerts, self._options))
         except DeliveryError as e:
             return [DeliveryOutcome(a.id, self.name, False, str(e), e.temporary) for a in alerts]
+        except Exception as e:  # rendering or an unforeseen SMTP failure: retry later, never drop
+            return [DeliveryOutcome(a.id, self.name, False, f"unexpected error: {e!r}", True) for a in alerts]
         return [DeliveryOutcome(a.id, self.name, True) for a in alerts]
 
     def _send(self, message: EmailMessage) -> None:

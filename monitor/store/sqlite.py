@@ -15,7 +15,7 @@ import sqlite_utils
 
 from monitor.errors import StoreError
 from monitor.store.migrations import MIGRATIONS
-from monitor.types import Alert, FetchResult, Item, Match, Severity, Validators
+from monitor.types import Alert, DeliveryOutcome, FetchResult, Item, Match, Severity, Validators
 
 # Delay before each retry of an alert whose delivery failed temporarily (then every 12 hours).
 RETRY_DELAYS = (30, 120, 600, 3600, 6 * 3600, 12 * 3600)
@@ -125,12 +125,14 @@ class Store:
                 known[key] = fingerprint
         return known
 
-    def record_poll(self, record: PollRecord, now: datetime) -> None:
+    def record_poll(self, record: PollRecord, now: datetime) -> int:
         """Store new items, their matches and alerts, and the feed's validators: all or nothing.
 
         Validators are saved with the items they vouch for, so a crash can never leave a feed
-        marked "not modified" whose items were not stored.
+        marked "not modified" whose items were not stored. Returns how many alerts were queued:
+        fewer than given when the same story's alert is already in the outbox.
         """
+        queued = 0
         stamp = _iso(now)
         with self._writing():
             for item, matches in record.items:
@@ -159,7 +161,7 @@ class Store:
                         [cursor.lastrowid, match.watchlist, json.dumps(list(match.terms)), stamp],
                     )
             for alert in record.alerts:
-                self.db.execute(
+                queued += self.db.execute(
                     "INSERT OR IGNORE INTO outbox (id, channel, watchlist, feed, item_key, payload,"
                     " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
@@ -172,7 +174,7 @@ class Store:
                         stamp,
                         stamp,
                     ],
-                )
+                ).rowcount
             self._upsert_feed(
                 record.feed,
                 record.url,
@@ -183,6 +185,7 @@ class Store:
                 validators=record.result.validators,
                 new_items=len(record.items),
             )
+        return queued
 
     def record_unchanged(self, feed: str, url: str, status: str, now: datetime) -> None:
         with self._writing():
@@ -223,46 +226,52 @@ class Store:
 
     # Outbox
 
-    def due_alerts(self, now: datetime | None, limit: int = 1000) -> list[Alert]:
-        """Pending alerts whose next attempt is due (all pending ones when `now` is None)."""
-        if now is None:
-            rows = self.db.execute(
-                "SELECT payload FROM outbox WHERE status = 'pending' ORDER BY created_at, id LIMIT ?", [limit]
-            )
-        else:
-            rows = self.db.execute(
-                "SELECT payload FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
-                " ORDER BY created_at, id LIMIT ?",
-                [_iso(now), limit],
-            )
+    def due_alerts(self, now: datetime | None, channels: Sequence[str], limit: int = 1000) -> list[Alert]:
+        """Pending alerts for `channels` whose next attempt is due (all pending ones when `now` is None).
+
+        Alerts queued for a channel no longer configured are left alone, and do not count towards
+        `limit`, so they can never crowd out the channels that work.
+        """
+        if not channels:
+            return []
+        marks = ",".join("?" * len(channels))
+        due = "" if now is None else " AND next_attempt_at <= ?"
+        rows = self.db.execute(
+            f"SELECT payload FROM outbox WHERE status = 'pending' AND channel IN ({marks}){due}"  # noqa: S608
+            " ORDER BY created_at, id LIMIT ?",
+            [*channels, *([] if now is None else [_iso(now)]), limit],
+        )
         return [alert_from_json(r[0]) for r in rows.fetchall()]
 
-    def mark_sent(self, alert_id: str, now: datetime) -> None:
+    def record_deliveries(self, outcomes: Sequence[DeliveryOutcome], now: datetime) -> None:
+        """Record a delivery run in one transaction: sent, or failed and when to retry."""
+        stamp = _iso(now)
         with self._writing():
-            self.db.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, last_attempt_at = ?,"
-                " attempts = attempts + 1, last_error = NULL WHERE id = ?",
-                [_iso(now), _iso(now), alert_id],
-            )
-
-    def mark_failed(self, alert_id: str, error: str, *, temporary: bool, now: datetime) -> None:
-        """Record a failed attempt: retried later with backoff if temporary, given up otherwise."""
-        with self._writing():
-            row = self.db.execute("SELECT attempts FROM outbox WHERE id = ?", [alert_id]).fetchone()
-            attempts = (row[0] if row else 0) + 1
-            delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
-            self.db.execute(
-                "UPDATE outbox SET status = ?, attempts = ?, last_error = ?, last_attempt_at = ?,"
-                " next_attempt_at = ? WHERE id = ?",
-                [
-                    "pending" if temporary else "failed",
-                    attempts,
-                    error,
-                    _iso(now),
-                    _iso(now + timedelta(seconds=delay)),
-                    alert_id,
-                ],
-            )
+            for outcome in outcomes:
+                if outcome.delivered:
+                    self.db.execute(
+                        "UPDATE outbox SET status = 'sent', sent_at = ?, last_attempt_at = ?,"
+                        " attempts = attempts + 1, last_error = NULL WHERE id = ?",
+                        [stamp, stamp, outcome.alert_id],
+                    )
+                    continue
+                row = self.db.execute(
+                    "SELECT attempts FROM outbox WHERE id = ?", [outcome.alert_id]
+                ).fetchone()
+                attempts = (row[0] if row else 0) + 1
+                delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
+                self.db.execute(
+                    "UPDATE outbox SET status = ?, attempts = ?, last_error = ?, last_attempt_at = ?,"
+                    " next_attempt_at = ? WHERE id = ?",
+                    [
+                        "pending" if outcome.temporary else "failed",
+                        attempts,
+                        outcome.error,
+                        stamp,
+                        _iso(now + timedelta(seconds=delay)),
+                        outcome.alert_id,
+                    ],
+                )
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()

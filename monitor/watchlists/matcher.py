@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from monitor.text import normalise
 from monitor.types import Item, Match
@@ -78,7 +78,3 @@ def _positive_terms(node: Node, negated: bool = False) -> set[tuple[str, bool]]:
             return _positive_terms(child, not negated)
         case AnyOf(children) | AllOf(children):
             return set().union(*(_positive_terms(c, negated) for c in children)) if children else set()
-
-
-def match_all(matcher: Matcher, items: Sequence[Item]) -> list[tuple[Item, list[Match]]]:
-    return [(item, matcher.match(item)) for item in items]
