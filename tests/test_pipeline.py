@@ -95,6 +95,13 @@ url = "{webhook_url}"
 {email}"""
 
 
+def webhook_config(tmp_path: Path, feeds: Server, receiver: Server) -> Path:
+    """The three fixture feeds delivering to `receiver` as a webhook."""
+    return write_config(
+        tmp_path / "config.toml", config_text(tmp_path, feeds, webhook_url=receiver.url("/h"))
+    )
+
+
 def poll_once(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "monitor", "poll", "--once", "--config", str(config)],
@@ -240,9 +247,7 @@ def test_receiver_error_keeps_alert_queued(
     """A 5xx is temporary: nothing is marked sent, and the rest of the batch waits untried."""
     serve_fixtures(feed_server)
     receiver.post_status = status
-    config = write_config(
-        tmp_path / "config.toml", config_text(tmp_path, feed_server, webhook_url=receiver.url("/h"))
-    )
+    config = webhook_config(tmp_path, feed_server, receiver)
 
     report = cycle(config)
 
@@ -276,9 +281,7 @@ def test_a_channel_that_raises_does_not_cost_the_others(
 ) -> None:
     """One channel raising leaves its alerts queued; the other channel's sends are recorded as sent."""
     serve_fixtures(feed_server)
-    config = write_config(
-        tmp_path / "config.toml", config_text(tmp_path, feed_server, webhook_url=receiver.url("/h"))
-    )
+    config = webhook_config(tmp_path, feed_server, receiver)
     settings = load_settings(config)
 
     async def go() -> tuple[CycleReport, dict[str, int]]:
@@ -385,9 +388,7 @@ def test_a_second_process_on_the_same_database_is_refused(
 ) -> None:
     """While one monitor holds the state database, another exits with a clear message and sends nothing."""
     serve_fixtures(feed_server)
-    config = write_config(
-        tmp_path / "config.toml", config_text(tmp_path, feed_server, webhook_url=receiver.url("/h"))
-    )
+    config = webhook_config(tmp_path, feed_server, receiver)
     with exclusive(tmp_path / "state" / "monitor.db"):
         result = poll_once(config)
     assert result.returncode == 1

@@ -210,13 +210,22 @@ class Store:
         stamp = _iso(now)
         self.db.execute("INSERT OR IGNORE INTO feeds (name, url) VALUES (?, ?)", [feed, url])
         self.db.execute(
-            "UPDATE feeds SET url = ?, last_polled_at = ?, last_status = ?,"
-            " last_error = COALESCE(?, CASE WHEN ? THEN NULL ELSE last_error END),"
-            " last_error_at = CASE WHEN ? IS NOT NULL THEN ? ELSE last_error_at END,"
-            " last_success_at = CASE WHEN ? THEN ? ELSE last_success_at END,"
-            " consecutive_failures = CASE WHEN ? THEN 0 ELSE consecutive_failures + 1 END,"
-            " items_total = items_total + ? WHERE name = ?",
-            [url, stamp, status, error, success, error, stamp, success, stamp, success, new_items, feed],
+            "UPDATE feeds SET url = :url, last_polled_at = :now, last_status = :status,"
+            " last_error = CASE WHEN :error IS NOT NULL THEN :error"
+            " WHEN :success THEN NULL ELSE last_error END,"
+            " last_error_at = CASE WHEN :error IS NOT NULL THEN :now ELSE last_error_at END,"
+            " last_success_at = CASE WHEN :success THEN :now ELSE last_success_at END,"
+            " consecutive_failures = CASE WHEN :success THEN 0 ELSE consecutive_failures + 1 END,"
+            " items_total = items_total + :new_items WHERE name = :feed",
+            {
+                "url": url,
+                "now": stamp,
+                "status": status,
+                "error": error,
+                "success": success,
+                "new_items": new_items,
+                "feed": feed,
+            },
         )
         if validators is not None:
             self.db.execute(
