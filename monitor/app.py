@@ -16,6 +16,7 @@ from monitor.pipeline import Runtime
 from monitor.store import Store
 from monitor.store.lock import exclusive
 from monitor.watchlists import Watchlist, load_watchlists
+from monitor.watchlists.live import LiveWatchlists
 
 log = logging.getLogger("monitor")
 
@@ -35,9 +36,8 @@ async def open_runtime(
 
     A broken watchlist is logged and skipped: the others keep working.
     """
-    watchlists, errors = load_checked_watchlists(settings)
-    for error in errors:
-        log.error("watchlist skipped: %s", error)
+    library = LiveWatchlists(settings.defaults.watchlists_dir, settings.channels.keys())
+    library.reload()  # logs each broken watchlist; the others keep working
     with exclusive(settings.defaults.state_path):
         store = Store.open(settings.defaults.state_path)
         try:
@@ -49,7 +49,8 @@ async def open_runtime(
                     settings=settings,
                     store=store,
                     fetcher=fetcher,
-                    watchlists=watchlists,
+                    watchlists=library.watchlists,
+                    library=library,
                     notifiers=notifiers if notifiers is not None else build_notifiers(settings, client),
                 )
         finally:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +23,21 @@ from monitor.config import DEFAULT_CONFIG, Settings, load_settings
 from monitor.errors import ConfigErrors, MonitorError
 from monitor.pipeline import run_cycle
 from monitor.store import Store
-from monitor.watchlists import Watchlist
+from monitor.tuning import (
+    DEFAULT_CORPUS,
+    SampleItem,
+    backtest,
+    read_items,
+    render_highlighted,
+    render_trace,
+    score,
+    scores_json,
+)
+from monitor.types import Match
+from monitor.watchlists import Matcher, Watchlist, load_watchlists
+from monitor.watchlists.matcher import item_fields
+from monitor.watchlists.model import FIELDS
+from monitor.watchlists.reference import trace
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_UNHEALTHY = 1
@@ -184,6 +199,235 @@ def health(config_path: Path, max_age: str) -> None:
         click.echo(f"unhealthy: last poll {int(age.total_seconds())}s ago (allowed {int(allowed)}s)")
         sys.exit(EXIT_UNHEALTHY)
     click.echo(f"healthy: last poll {int(age.total_seconds())}s ago")
+
+
+# Tuning: match, explain, backtest, eval
+
+
+def watchlists_option(f: F) -> F:
+    return click.option(
+        "--watchlists",
+        "watchlists_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Watchlist directory (default: the one config.toml names, else ./watchlists).",
+    )(f)
+
+
+def _tuning_watchlists(config_path: Path, watchlists_dir: Path | None) -> list[Watchlist]:
+    """The watchlists on disk now; broken ones are reported on stderr and left out."""
+    channels: Iterable[str] | None = None
+    if watchlists_dir is None:
+        watchlists_dir = Path("watchlists")
+        if config_path.exists():
+            try:
+                settings: Settings | None = load_settings(config_path)
+            except ConfigErrors as e:
+                settings = e.partial if isinstance(e.partial, Settings) else None
+            if settings is not None:
+                watchlists_dir, channels = settings.defaults.watchlists_dir, settings.channels.keys()
+    watchlists, errors = load_watchlists(watchlists_dir, channels)
+    for error in errors:
+        click.echo(f"error: {error}", err=True)
+    if not watchlists:
+        click.echo(f"error: no usable watchlist in {watchlists_dir}", err=True)
+        sys.exit(EXIT_CONFIG)
+    return watchlists
+
+
+def _read_samples(paths: Iterable[Path]) -> list[SampleItem]:
+    try:
+        return [sample for path in paths for sample in read_items(path)]
+    except MonitorError as e:
+        raise click.ClickException(str(e)) from e
+
+
+def _match_json(sample: SampleItem, matches: list[Match]) -> dict[str, Any]:
+    return {
+        "id": sample.id,
+        "link": sample.item.link,
+        "title": sample.item.title,
+        "watchlists": [m.watchlist for m in matches],
+        "matches": [
+            {
+                "watchlist": m.watchlist,
+                "score": m.score,
+                "terms": list(m.terms),
+                "hits": [{"term": h.term, "field": h.field, "start": h.start, "end": h.end} for h in m.hits],
+            }
+            for m in matches
+        ],
+    }
+
+
+@cli.command("match")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@watchlists_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per item (JSON Lines).")
+@config_option
+def match_command(
+    files: tuple[Path, ...], watchlists_dir: Path | None, as_json: bool, config_path: Path
+) -> None:
+    """Match items from FILES (RSS/Atom XML or JSON Lines) against the watchlists on disk."""
+    matcher = Matcher(_tuning_watchlists(config_path, watchlists_dir))
+    for sample in _read_samples(files):
+        matches = matcher.match(sample.item)
+        if as_json:
+            click.echo(json.dumps(_match_json(sample, matches), ensure_ascii=False))
+            continue
+        click.echo(f"{sample.id}  {sample.item.title}")
+        for m in matches:
+            click.echo(f"    -> {m.watchlist} (score {m.score:g}): {', '.join(m.terms)}")
+        if not matches:
+            click.echo("    -> no watchlist")
+
+
+@cli.command()
+@click.argument("watchlist")
+@click.option("--text", default=None, help="Text to test, matched as an item's title.")
+@click.option("--summary", default="", help="With --text: a summary to match as well.")
+@click.option("--item", "item_id", type=int, default=None, help="A stored item's id (from `backtest`).")
+@watchlists_option
+@config_option
+def explain(
+    watchlist: str,
+    text: str | None,
+    summary: str,
+    item_id: int | None,
+    watchlists_dir: Path | None,
+    config_path: Path,
+) -> None:
+    """Show why WATCHLIST matches (or not) a text or a stored item: spans and the query tree."""
+    if (text is None) == (item_id is None):
+        raise click.UsageError("give either --text TEXT or --item ID")
+    chosen = _one_watchlist(_tuning_watchlists(config_path, watchlists_dir), watchlist)
+    if item_id is not None:
+        store = _open_store(_settings(config_path))
+        try:
+            stored = store.stored_item(item_id)
+        finally:
+            store.close()
+        if stored is None:
+            raise click.ClickException(f"no stored item with id {item_id}")
+        fields = item_fields(stored)
+    else:
+        fields = {"title": text or "", "summary": summary, "source": "", "link": ""}
+    matches = Matcher([chosen]).match_fields(fields)
+    verdict = f"matched, score {matches[0].score:g}" if matches else "no match"
+    click.echo(f"{chosen.slug}: {verdict}")
+    highlight = sys.stdout.isatty()
+    for name in FIELDS:
+        if fields.get(name):
+            hits = [h for m in matches for h in m.hits if h.field == name]
+            click.echo(f"  {name + ':':<9}{render_highlighted(fields[name], hits, ansi=highlight)}")
+    click.echo("")
+    for line in render_trace(trace(chosen.query, fields)):
+        click.echo(f"  {line}")
+
+
+def _one_watchlist(watchlists: list[Watchlist], slug: str) -> Watchlist:
+    for w in watchlists:
+        if w.slug == slug:
+            return w
+    known = ", ".join(w.slug for w in watchlists)
+    raise click.ClickException(f"no usable watchlist {slug!r} (loaded: {known})")
+
+
+@cli.command("backtest")
+@click.argument("watchlist")
+@click.option("--since", default="30d", show_default=True, help="How far back: 90m, 12h, 30d...")
+@click.option("--limit", default=20, show_default=True, help="How many added and dropped items to list.")
+@watchlists_option
+@config_option
+def backtest_command(
+    watchlist: str, since: str, limit: int, watchlists_dir: Path | None, config_path: Path
+) -> None:
+    """Run WATCHLIST as it is now on stored items: what it would add and drop, per day."""
+    from monitor.config import parse_duration
+
+    seconds = parse_duration(since)
+    if seconds is None:
+        raise click.BadParameter(f"{since!r} is not a duration", param_hint="--since")
+    settings = _settings(config_path)
+    chosen = _one_watchlist(_tuning_watchlists(config_path, watchlists_dir), watchlist)
+    start = datetime.now(UTC) - timedelta(seconds=seconds)
+    store = _open_store(settings)
+    try:
+        stored = store.stored_items(start, chosen.slug)
+    finally:
+        store.close()
+    result = backtest(Matcher([chosen]), chosen.slug, stored)
+    click.echo(
+        f"{chosen.slug}: {result.items} items since {start:%Y-%m-%d %H:%M}; "
+        f"matched then {result.matched_then}, now {result.matched_now}: "
+        f"{len(result.added)} added, {len(result.dropped)} dropped"
+    )
+    if result.days:
+        click.echo(f"\n  {'day':<10} {'items':>6} {'then':>5} {'now':>5} {'added':>6} {'dropped':>8}")
+        for day, c in result.days.items():
+            click.echo(
+                f"  {day.isoformat():<10} {c.items:>6} {c.then:>5} {c.now:>5} {c.added:>6} {c.dropped:>8}"
+            )
+    for heading, rows in (
+        ("Added", [(r, m.terms) for r, m in result.added]),
+        ("Dropped", [(r, ()) for r in result.dropped]),
+    ):
+        if rows:
+            click.echo(f"\n{heading}:")
+            for row, terms in rows[:limit]:
+                extra = f"  [{', '.join(terms)}]" if terms else ""
+                click.echo(f"  #{row.id} {row.first_seen:%Y-%m-%d} {row.item.feed}: {row.item.title}{extra}")
+            if len(rows) > limit:
+                click.echo(f"  ... and {len(rows) - limit} more (--limit)")
+
+
+@cli.command("eval")
+@click.option(
+    "--corpus",
+    "corpus_paths",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=f"Labelled JSON Lines (`labels`: list of slugs); repeatable. Default: {DEFAULT_CORPUS}.",
+)
+@watchlists_option
+@click.option("--json", "as_json", is_flag=True, help="Scores as one JSON object.")
+@config_option
+def eval_command(
+    corpus_paths: tuple[Path, ...], watchlists_dir: Path | None, as_json: bool, config_path: Path
+) -> None:
+    """Precision, recall and F1 of each watchlist on a labelled corpus, with its mistakes."""
+    paths = corpus_paths or (DEFAULT_CORPUS,)
+    if not corpus_paths and not DEFAULT_CORPUS.exists():
+        raise click.UsageError(f"{DEFAULT_CORPUS} not found; pass --corpus FILE")
+    samples = _read_samples(paths)
+    results = score(Matcher(_tuning_watchlists(config_path, watchlists_dir)), samples)
+    labelled = sum(s.labels is not None for s in samples)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"items": labelled, "watchlists": [scores_json(r) for r in results]}, ensure_ascii=False
+            )
+        )
+        return
+    click.echo(f"{labelled} labelled items from {', '.join(map(str, paths))}\n")
+    click.echo(f"  {'watchlist':<24} {'TP':>4} {'FP':>4} {'FN':>4} {'precision':>10} {'recall':>7} {'F1':>6}")
+    for r in results:
+        click.echo(
+            f"  {r.watchlist:<24} {r.true_positives:>4} {len(r.false_positives):>4} "
+            f"{len(r.false_negatives):>4} {r.precision:>10.3f} {r.recall:>7.3f} {r.f1:>6.3f}"
+        )
+    for r in results:
+        for heading, misses in (
+            ("false positives", r.false_positives),
+            ("false negatives", r.false_negatives),
+        ):
+            if misses:
+                click.echo(f"\n{r.watchlist}: {heading}")
+                for miss in misses:
+                    terms = f"  [{', '.join(miss.terms)}]" if miss.terms else ""
+                    click.echo(f"  {miss.id}  {miss.title}{terms}")
 
 
 def _open_store(settings: Settings) -> Store:

@@ -17,9 +17,11 @@ from monitor.app import open_runtime
 from monitor.config import FeedConfig, Settings
 from monitor.pipeline import Runtime, deliver_pending, poll_feed, record_cycle
 from monitor.types import CycleReport
+from monitor.watchlists import Matcher
 
 log = logging.getLogger("monitor")
 
+WATCHLIST_CHECK = 5.0  # seconds between looks at the watchlist files
 SHUTDOWN_GRACE = 8.0  # seconds in-flight work gets to finish; `docker stop` kills after 10 by default
 
 JOB_DEFAULTS = {
@@ -73,6 +75,26 @@ class Daemon:
             id="deliver",
             name="deliver pending alerts",
         )
+
+        if self.rt.library is not None:
+            self.scheduler.add_job(
+                self._tracked(self._reload_watchlists),
+                IntervalTrigger(seconds=WATCHLIST_CHECK),
+                id="watchlists",
+                name="reload edited watchlists",
+            )
+
+    async def _reload_watchlists(self) -> None:
+        library = self.rt.library
+        assert library is not None
+
+        def load() -> Matcher | None:
+            # Reading, parsing and compiling happen off the event loop; the switch happens on it.
+            return Matcher(library.watchlists) if library.reload() else None
+
+        matcher = await asyncio.to_thread(load)
+        if matcher is not None:
+            self.rt.use(matcher)
 
     async def _poll(self, feed: FeedConfig) -> None:
         outcome = await poll_feed(self.rt, feed)

@@ -36,6 +36,7 @@ from monitor.types import (
     Validators,
 )
 from monitor.watchlists import Matcher, Watchlist
+from monitor.watchlists.live import LiveWatchlists
 
 log = logging.getLogger("monitor")
 
@@ -54,11 +55,17 @@ class Runtime:
     watchlists: Sequence[Watchlist]
     notifiers: Mapping[str, Notifier]
     clock: Callable[[], datetime] = utc_now
+    library: LiveWatchlists | None = None  # where the watchlists came from, to reload them
     matcher: Matcher = field(init=False)
     _delivering: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.matcher = Matcher(self.watchlists)
+
+    def use(self, matcher: Matcher) -> None:
+        """Switch to newly loaded watchlists; work in flight finishes with the ones it started with."""
+        self.watchlists = matcher.watchlists
+        self.matcher = matcher
 
 
 def story_key(item: Item) -> str:

@@ -10,10 +10,51 @@ _SPACE = re.compile(r"\s+")
 # C0 and C1 controls other than whitespace: an ESC in a title must not reach a terminal.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NON_WORD = re.compile(r"[\W_]+")
-# Arabic-script letters that Persian and Urdu write differently: one spelling for matching.
-# The zero-width non-joiner separates the parts of a word where a space may also be written
-# ("اسلام‌آباد" / "اسلام آباد", "بازمی‌گردد" / "بازمی گردد"), so it matches as a space.
-_SCRIPT_VARIANTS = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "\u200c": " ", "\u200d": None})
+_POSSESSIVE = re.compile(r"'s\b")
+_APOSTROPHES = "'\u2019\u2018\u02bc\u02bb\u02be\u02bf`\u00b4\u2032\uff07"
+
+
+def _nonspacing_marks() -> re.Pattern[str]:
+    # Accents, Arabic short vowels and hamza signs: every nonspacing or enclosing mark in the
+    # Basic and Supplementary Multilingual Planes, plus the variation selectors.
+    ranges: list[str] = []
+    start = previous = -2
+    for code in range(0x20000):
+        if unicodedata.category(chr(code)) in ("Mn", "Me"):
+            if code != previous + 1:
+                if start >= 0:
+                    ranges.append(f"{chr(start)}-{chr(previous)}")
+                start = code
+            previous = code
+    ranges.append(f"{chr(start)}-{chr(previous)}\U000e0100-\U000e01ef")
+    return re.compile("[" + "".join(ranges) + "]")
+
+
+_MARKS = _nonspacing_marks()
+# Arabic-script letters that Persian, Urdu and Arabic write differently: one spelling for matching
+# ("ي"/"ی", "ك"/"ک", Urdu "ہ"/"ے"). The zero-width non-joiner separates the parts of a word where
+# a space may also be written ("اسلام‌آباد" / "اسلام آباد"), so it matches as a space; the
+# joiner and the tatweel (a stretching stroke) carry no meaning. Digits become ASCII digits, and
+# every apostrophe-like mark becomes "'" (handled below).
+_SCRIPT_VARIANTS = str.maketrans(
+    {
+        "ي": "ی",
+        "ى": "ی",
+        "ے": "ی",
+        "ك": "ک",
+        "ة": "ه",
+        "ۃ": "ه",
+        "ہ": "ه",
+        "ھ": "ه",
+        "ٱ": "ا",
+        "\u200c": " ",
+        "\u200d": None,
+        "\u0640": None,
+        **{chr(0x0660 + d): str(d) for d in range(10)},
+        **{chr(0x06F0 + d): str(d) for d in range(10)},
+        **dict.fromkeys(_APOSTROPHES[1:], "'"),
+    }
+)
 _BLOCK_TAGS = frozenset(
     [
         "address",
@@ -94,11 +135,52 @@ def collapse_space(text: str) -> str:
 def normalise(text: str) -> str:
     """The form both watchlist terms and item text take before matching.
 
-    Case, accents, punctuation and script variants are erased, so "Sīstān–Baluchestan",
-    "SISTAN BALUCHESTAN" and "sistan & baluchestan" all become "sistan baluchestan".
-    Words are separated by exactly one space, which makes word boundaries plain spaces.
+    Compatibility forms, case, diacritics, punctuation, dashes and Arabic-script letter variants
+    are erased, so "Sīstān–Baluchestan", "SISTAN BALUCHESTAN" and "sistan & baluchestan" all
+    become "sistan baluchestan". A possessive "'s" stays a separate word ("China's" -> "china s")
+    and any other apostrophe joins ("Ja'ish" -> "jaish"). Words are separated by exactly one
+    space, which makes word boundaries plain spaces.
     """
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    folded = stripped.casefold().translate(_SCRIPT_VARIANTS)
-    return _NON_WORD.sub(" ", unicodedata.normalize("NFC", folded)).strip()
+    if text.isascii():
+        folded = text.lower()
+    else:
+        folded = unicodedata.normalize("NFKD", text).casefold()
+        if not folded.isascii():
+            folded = _MARKS.sub("", folded).translate(_SCRIPT_VARIANTS)
+    if "'" in folded:
+        folded = _POSSESSIVE.sub(" s", folded).replace("'", "")
+    return _NON_WORD.sub(" ", folded).strip()
+
+
+def normalise_with_offsets(text: str) -> tuple[str, list[int]]:
+    """`normalise(text)`, and for each of its characters the index in `text` it came from.
+
+    Slower than `normalise` (one character at a time), so it is used only to show where a match
+    is in the original text.
+    """
+    chars: list[str] = []
+    origins: list[int] = []
+    for index, char in enumerate(text):
+        form = unicodedata.normalize("NFKD", char).casefold()
+        form = _MARKS.sub("", form).translate(_SCRIPT_VARIANTS)
+        chars.extend(form)
+        origins.extend([index] * len(form))
+    out: list[str] = []
+    out_origins: list[int] = []
+    pending_space = -1  # origin of a run of non-word characters not yet written
+    for i, char in enumerate(chars):
+        if char == "'":
+            possessive = i + 1 < len(chars) and chars[i + 1] == "s"
+            if possessive and (i + 2 == len(chars) or not chars[i + 2].isalnum()):
+                pending_space = origins[i] if pending_space < 0 else pending_space
+            continue
+        if char.isalnum():
+            if pending_space >= 0 and out:
+                out.append(" ")
+                out_origins.append(pending_space)
+            pending_space = -1
+            out.append(char)
+            out_origins.append(origins[i])
+        elif pending_space < 0:
+            pending_space = origins[i]
+    return "".join(out), out_origins

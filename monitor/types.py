@@ -41,11 +41,38 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class Hit:
+    """Where a watchlist term was found: a span of one field of the item as it was written."""
+
+    term: str  # as written in the watchlist: `Baluch*`, `"border guards"`, `/rask?/`
+    field: str  # title, summary, source or link
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
-    """An item satisfies a watchlist; `terms` are the watchlist terms that were found."""
+    """An item satisfies a watchlist; `terms` are the watchlist terms that were found.
+
+    Only terms that count towards the match are reported, never the excluded (NOT) ones. The
+    score adds, for each distinct term found, the weight of the best field it was found in
+    (title 2, summary 1, source and link 0.5): a rough "how strongly", for sorting.
+    """
 
     watchlist: str  # slug
     terms: tuple[str, ...]
+    score: float = 0.0
+    hits: tuple[Hit, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item from the store: its row id, when it arrived, and whether a watchlist matched it then."""
+
+    id: int
+    item: Item
+    first_seen: datetime
+    matched_then: bool
 
 
 @dataclass(frozen=True, slots=True)

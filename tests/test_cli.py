@@ -83,7 +83,7 @@ def test_check_lists_every_error_at_once(tmp_path: Path) -> None:
     watchlists = tmp_path / "watchlists"
     watchlists.mkdir()
     (watchlists / "bad.toml").write_text(
-        'name = "Bad"\nseverity = "urgent"\nchannels = ["pager"]\n[match]\nany = []\n'
+        'name = "Bad"\nseverity = "urgent"\nchannels = ["pager"]\nquery = "(Zahedan OR"\n'
     )
     config = write_config(
         tmp_path / "config.toml",
@@ -95,7 +95,7 @@ def test_check_lists_every_error_at_once(tmp_path: Path) -> None:
     assert "channels.x.type: unknown channel type 'pager'" in result.stderr
     assert f"{watchlists / 'bad.toml'}: severity:" in result.stderr
     assert f"{watchlists / 'bad.toml'}: channels: channel 'pager' is not defined" in result.stderr
-    assert f"{watchlists / 'bad.toml'}: match.any:" in result.stderr
+    assert f"{watchlists / 'bad.toml'}: query: expected a term, the query ends at column 12" in result.stderr
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -78,3 +79,55 @@ url = "{receiver.url("/hook")}"
 def test_job_defaults_never_skip_or_stack_polls() -> None:
     """One instance per job, coalesced catch-up, and no misfire grace limit that would drop a poll."""
     assert JOB_DEFAULTS == {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+
+
+def test_edited_watchlists_reach_the_running_pipeline(tmp_path: Path, feed_server: Server) -> None:
+    """The daemon's reload job swaps in an edited watchlist; a broken edit leaves the old one running."""
+    import asyncio
+
+    from monitor.app import open_runtime
+    from monitor.config import load_settings
+    from monitor.daemon import Daemon
+    from monitor.pipeline import poll_feed
+
+    def feed(*titles: str) -> bytes:
+        entries = "".join(
+            f"<item><title>{t}</title><link>https://news.example/{t.replace(' ', '-')}</link></item>"
+            for t in titles
+        )
+        return f'<rss version="2.0"><channel><title>f</title>{entries}</channel></rss>'.encode()
+
+    watchlists = tmp_path / "watchlists"
+    watchlists.mkdir()
+    watchlist = watchlists / "w.toml"
+    watchlist.write_text('name = "W"\nquery = "Saravan"\n', encoding="utf-8")
+    config = write_config(
+        tmp_path / "config.toml",
+        f"""
+[defaults]
+state_path = "{tmp_path / "monitor.db"}"
+watchlists_dir = "{watchlists}"
+
+[[feeds]]
+name = "f"
+url = "{feed_server.url("/f.xml")}"
+""",
+    )
+    settings = load_settings(config)
+
+    async def scenario() -> list[int]:
+        matches = []
+        async with open_runtime(settings, notifiers={}) as rt:
+            daemon = Daemon(rt)
+            for step, (query, title) in enumerate(
+                [("Zahedan", "Attack in Zahedan"), ("(Zahedan OR", "Second attack in Zahedan")]
+            ):
+                watchlist.write_text(f'name = "W"\nquery = "{query}"\n', encoding="utf-8")
+                os.utime(watchlist, (time.time() + step + 1, time.time() + step + 1))
+                await daemon._reload_watchlists()
+                feed_server.routes["/f.xml"] = Route(feed(title), etag=f'"{step}"')
+                outcome = await poll_feed(rt, settings.feeds[0])
+                matches.append(outcome.matches)
+        return matches
+
+    assert asyncio.run(scenario()) == [1, 1]

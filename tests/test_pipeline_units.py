@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from monitor.pipeline import plan_alerts, unique_by_key
 from monitor.types import Item, Match, Severity
 from monitor.watchlists import Watchlist
-from monitor.watchlists.model import AnyOf, Term
+from monitor.watchlists.query import parse_query
 
 NOW = datetime(2024, 1, 20, 12, 0, tzinfo=UTC)
 CHANNELS = ["ops", "mail", "stdout"]
@@ -31,7 +31,7 @@ def make_watchlist(slug: str, channels: tuple[str, ...] | None = None, **changes
         name=f"Watchlist {slug}",
         description="",
         severity=Severity.HIGH,
-        query=AnyOf((Term("x", "x"),)),
+        query=parse_query("x"),
         channels=channels,
     )
     return replace(w, **changes)  # type: ignore[arg-type]

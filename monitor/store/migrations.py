@@ -62,4 +62,8 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: backtests read items by arrival time.
+    """
+    CREATE INDEX items_first_seen ON items (first_seen);
+    """,
 )

@@ -15,7 +15,7 @@ import sqlite_utils
 
 from monitor.errors import StoreError
 from monitor.store.migrations import MIGRATIONS
-from monitor.types import Alert, DeliveryOutcome, FetchResult, Item, Match, Severity, Validators
+from monitor.types import Alert, DeliveryOutcome, FetchResult, Item, Match, Severity, StoredItem, Validators
 
 # Delay before each retry of an alert whose delivery failed temporarily (then every 12 hours).
 RETRY_DELAYS = (30, 120, 600, 3600, 6 * 3600, 12 * 3600)
@@ -124,6 +124,22 @@ class Store:
             ):
                 known[key] = fingerprint
         return known
+
+    def stored_items(self, since: datetime, watchlist: str) -> list[StoredItem]:
+        """Items first seen since `since`, oldest first, each marked if `watchlist` matched it then."""
+        query = (
+            f"SELECT {_ITEM_COLUMNS}, EXISTS (SELECT 1 FROM matches m WHERE m.item_id = items.id"  # noqa: S608
+            " AND m.watchlist = ?) FROM items WHERE first_seen >= ? ORDER BY first_seen, id"
+        )
+        rows = self.db.execute(query, [watchlist, _iso(since)]).fetchall()
+        return [
+            StoredItem(row[0], _item(row), datetime.fromisoformat(row[10]), bool(row[12])) for row in rows
+        ]
+
+    def stored_item(self, item_id: int) -> Item | None:
+        query = f"SELECT {_ITEM_COLUMNS} FROM items WHERE id = ?"  # noqa: S608
+        row = self.db.execute(query, [item_id]).fetchone()
+        return _item(row) if row else None
 
     def record_poll(self, record: PollRecord, now: datetime) -> int:
         """Store new items, their matches and alerts, and the feed's validators: all or nothing.
@@ -295,6 +311,26 @@ class Store:
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
         return row[0] if row else None
+
+
+_ITEM_COLUMNS = (
+    "id, feed, key, title, summary, link, author, tags, published, updated, first_seen, fingerprint"
+)
+
+
+def _item(row: Sequence[Any]) -> Item:
+    return Item(
+        feed=row[1],
+        key=row[2],
+        title=row[3],
+        summary=row[4],
+        link=row[5],
+        published=datetime.fromisoformat(row[8]),
+        updated=_dt(row[9]),
+        author=row[6],
+        tags=tuple(json.loads(row[7])),
+        fingerprint=row[11],
+    )
 
 
 def _statements(script: str) -> list[str]:

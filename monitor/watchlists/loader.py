@@ -1,19 +1,38 @@
-"""watchlists/*.toml -> Watchlist values, with every error located by file and key."""
+"""watchlists/*.toml -> Watchlist values, with every error located by file, key and column.
+
+    watchlists/
+      sistan-baluchestan.toml     a watchlist: slug = file stem
+      terms/places.toml           shared term sets, usable as @name by every watchlist
+
+A watchlist may also define its own sets under [terms]. A set entry is a word or phrase
+(wildcards allowed), a /regex/, or @another_set.
+"""
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from monitor.errors import ConfigErrors, LocatedError, WatchlistError
-from monitor.text import normalise
 from monitor.types import Severity
-from monitor.watchlists.model import FIELDS, AllOf, AnyOf, Node, Not, Term, Watchlist
+from monitor.watchlists.model import And, Delivery, Near, Node, Not, Or, SetRef, Watchlist
+from monitor.watchlists.query import QuerySyntaxError, parse_query, parse_regex, parse_term
 
-_TOP_KEYS = {"name", "description", "severity", "channels", "match"}
-_MATCH_KEYS = {"any", "all", "none", "fields"}
+TERMS_DIR = "terms"
+_TOP_KEYS = {"name", "description", "severity", "channels", "delivery", "query", "terms"}
+
+
+@dataclass(frozen=True, slots=True)
+class TermSet:
+    """A named list of terms, where it was defined, and the entries as written."""
+
+    name: str
+    entries: tuple[str, ...]
+    file: Path
+    key: str  # "terms.sistan_places" in a watchlist, "sistan_places" in a shared file
 
 
 def load_watchlists(
@@ -28,36 +47,69 @@ def load_watchlists(
             directory, "", "watchlist directory not found; create it or set defaults.watchlists_dir"
         )
         return [], [error]
+    shared, errors = load_term_sets(directory / TERMS_DIR)
     known = None if channels is None else set(channels)
     watchlists: list[Watchlist] = []
-    errors: list[LocatedError] = []
     for path in sorted(directory.glob("*.toml")):
         try:
-            watchlists.append(load_watchlist(path, known))
+            watchlists.append(load_watchlist(path, known, shared))
         except ConfigErrors as e:
             errors.extend(e.errors)
     return watchlists, errors
 
 
-def load_watchlist(path: Path, channels: set[str] | None = None) -> Watchlist:
+def load_term_sets(directory: Path) -> tuple[dict[str, TermSet], list[LocatedError]]:
+    """The shared term sets: every `name = [terms]` in `directory/*.toml`."""
+    sets: dict[str, TermSet] = {}
+    errors: list[LocatedError] = []
+    if not directory.is_dir():
+        return sets, errors
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            raw = _read_toml(path)
+        except ConfigErrors as e:
+            errors.extend(e.errors)
+            continue
+        for name, value in raw.items():
+            entries = _entries(value, path, name, errors)
+            if name in sets:
+                errors.append(WatchlistError(path, name, f"term set also defined in {sets[name].file}"))
+            elif entries is not None:
+                sets[name] = TermSet(name, entries, path, name)
+    return sets, errors
+
+
+def load_watchlist(
+    path: Path, channels: set[str] | None = None, shared: dict[str, TermSet] | None = None
+) -> Watchlist:
+    return parse_watchlist(path.stem, _read_toml(path), path, channels, shared or {})
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigErrors([WatchlistError(path, "", f"cannot read: {e}")]) from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigErrors([WatchlistError(path, "", f"TOML syntax error: {e}")]) from e
-    return parse_watchlist(path.stem, raw, path, channels)
 
 
 def parse_watchlist(
-    slug: str, raw: dict[str, Any], path: Path, channels: set[str] | None = None
+    slug: str,
+    raw: dict[str, Any],
+    path: Path,
+    channels: set[str] | None = None,
+    shared: dict[str, TermSet] | None = None,
 ) -> Watchlist:
     errors: list[LocatedError] = []
+    shared = shared or {}
 
     def error(key: str, message: str) -> None:
         errors.append(WatchlistError(path, key, message))
 
-    for key in raw.keys() - _TOP_KEYS:
+    if "match" in raw:
+        error("match", "[match] groups were replaced by `query`, e.g. query = '@places AND attack*'")
+    for key in raw.keys() - _TOP_KEYS - {"match"}:
         error(key, f"unknown key; a watchlist has {', '.join(sorted(_TOP_KEYS))}")
     name = _string(raw, "name", error, required=True)
     description = _string(raw, "description", error, required=False)
@@ -67,6 +119,9 @@ def parse_watchlist(
     except KeyError:
         error("severity", f"{severity_text!r} is not one of: low, medium, high, critical")
         severity = Severity.MEDIUM
+    delivery_text = _string(raw, "delivery", error, required=False) or Delivery.IMMEDIATE.value
+    if delivery_text not in {d.value for d in Delivery}:
+        error("delivery", f"{delivery_text!r} is not supported; the delivery mode is 'immediate'")
 
     routed: tuple[str, ...] | None = None
     if "channels" in raw:
@@ -78,21 +133,31 @@ def parse_watchlist(
             for unknown in [c for c in routed if channels is not None and c not in channels]:
                 error("channels", f"channel {unknown!r} is not defined in config.toml [channels]")
 
-    match = raw.get("match")
-    query: Node = AnyOf(())
-    fields: tuple[str, ...] = ("title", "summary")
-    if not isinstance(match, dict):
-        error("match", "missing or not a table; add [match] with `any` or `all` terms")
+    local: dict[str, TermSet] = {}
+    terms = raw.get("terms", {})
+    if not isinstance(terms, dict):
+        error("terms", "expected a table of term sets, e.g. [terms] towns = ['Zahedan', 'Saravan']")
     else:
-        for key in match.keys() - _MATCH_KEYS:
-            error(f"match.{key}", f"unknown key; [match] has {', '.join(sorted(_MATCH_KEYS))}")
-        query = _parse_match(match, error)
-        if "fields" in match:
-            value = match["fields"]
-            if not isinstance(value, list) or not value or any(f not in FIELDS for f in value):
-                error("match.fields", f"expected a non-empty list drawn from {', '.join(FIELDS)}")
-            else:
-                fields = tuple(value)
+        for set_name, value in terms.items():
+            entries = _entries(value, path, f"terms.{set_name}", errors)
+            if set_name in shared:
+                error(
+                    f"terms.{set_name}", f"already a shared term set in {shared[set_name].file}; rename one"
+                )
+            elif entries is not None:
+                local[set_name] = TermSet(set_name, entries, path, f"terms.{set_name}")
+
+    query_text = _string(raw, "query", error, required=True)
+    query: Node = Or(())
+    if "query" in raw and isinstance(raw["query"], str):
+        try:
+            query = _Resolver({**shared, **local}).resolve(parse_query(query_text))
+        except QuerySyntaxError as e:
+            error("query", str(e))
+        except _SetError as e:
+            errors.append(
+                WatchlistError(e.term_set.file if e.term_set else path, e.key or "query", e.message)
+            )
 
     if errors:
         raise ConfigErrors(errors)
@@ -102,56 +167,80 @@ def parse_watchlist(
         description=description,
         severity=severity,
         query=query,
-        fields=fields,
+        source=query_text,
         channels=routed,
+        delivery=Delivery(delivery_text),
     )
 
 
-def _parse_match(match: dict[str, Any], error: Any) -> Node:
-    required: list[Node] = []
-    if "any" in match:
-        group = _group(match["any"], "match.any", error)
-        if group is not None:
-            required.append(group)
-    if "all" in match:
-        value = match["all"]
-        if not isinstance(value, list) or not value:
-            error("match.all", 'expected a list of groups, e.g. all = [["Zahedan", "Saravan"], ["attack*"]]')
-        else:
-            for i, entry in enumerate(value):
-                group = _group(entry if isinstance(entry, list) else [entry], f"match.all[{i}]", error)
-                if group is not None:
-                    required.append(group)
-    if not required and "any" not in match and "all" not in match:
-        error("match", "needs `any` or `all`: a watchlist with no terms would match nothing")
-    if "none" in match:
-        group = _group(match["none"], "match.none", error)
-        if group is not None:
-            required.append(Not(group))
-    return AllOf(tuple(required))
-
-
-def _group(value: object, key: str, error: Any) -> AnyOf | None:
+def _entries(value: object, path: Path, key: str, errors: list[LocatedError]) -> tuple[str, ...] | None:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        error(key, "expected a non-empty list of terms (strings)")
+        errors.append(WatchlistError(path, key, "expected a non-empty list of terms (strings)"))
         return None
-    terms: list[Node] = []
-    for i, text in enumerate(value):
-        term = parse_term(text)
-        if term is None:
-            error(f"{key}[{i}]", f"{text!r} has no letters or digits to match; remove it")
-        else:
-            terms.append(term)
-    return AnyOf(tuple(terms))
+    return tuple(value)
 
 
-def parse_term(text: str) -> Term | None:
-    stripped = text.strip()
-    prefix = stripped.endswith("*")
-    normalised = normalise(stripped.rstrip("*"))
-    if not normalised:
-        return None
-    return Term(text=stripped, normalised=normalised, prefix=prefix)
+class _SetError(Exception):
+    def __init__(self, message: str, term_set: TermSet | None = None, key: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.term_set = term_set
+        self.key = key
+
+
+class _Resolver:
+    """Replaces each @name in a query with the terms of that set, under the reference's fields."""
+
+    def __init__(self, sets: dict[str, TermSet]) -> None:
+        self.sets = sets
+        self._resolving: list[str] = []
+
+    def resolve(self, node: Node) -> Node:
+        match node:
+            case SetRef(name, fields, column):
+                if name not in self.sets:
+                    raise _SetError(
+                        f"unknown term set @{name} at column {column}; define it under [terms] "
+                        f"or in {TERMS_DIR}/"
+                    )
+                return self._expand(self.sets[name], fields)
+            case Not(child):
+                return Not(self.resolve(child))
+            case And(children):
+                return And(tuple(self.resolve(c) for c in children))
+            case Or(children, label):
+                return Or(tuple(self.resolve(c) for c in children), label)
+            case Near(left, right, distance):
+                return Near(self.resolve(left), self.resolve(right), distance)
+        return node
+
+    def _expand(self, term_set: TermSet, fields: tuple[str, ...]) -> Or:
+        if term_set.name in self._resolving:
+            cycle = " -> @".join([*self._resolving, term_set.name])
+            raise _SetError(f"term sets refer to each other in a loop: @{cycle}", term_set, term_set.key)
+        self._resolving.append(term_set.name)
+        try:
+            return Or(
+                tuple(self._entry(term_set, i, fields) for i in range(len(term_set.entries))),
+                f"@{term_set.name}",
+            )
+        finally:
+            self._resolving.pop()
+
+    def _entry(self, term_set: TermSet, index: int, fields: tuple[str, ...]) -> Node:
+        text = term_set.entries[index].strip()
+        key = f"{term_set.key}[{index}]"
+        if text.startswith("@"):
+            name = text[1:]
+            if name not in self.sets:
+                raise _SetError(f"unknown term set {text}", term_set, key)
+            return self._expand(self.sets[name], fields)
+        try:
+            if len(text) > 2 and text.startswith("/") and text.endswith("/"):
+                return parse_regex(text[1:-1], fields)
+            return parse_term(text, fields)
+        except QuerySyntaxError as e:
+            raise _SetError(e.reason, term_set, key) from None
 
 
 def _string(raw: dict[str, Any], key: str, error: Any, *, required: bool) -> str:
