@@ -402,8 +402,13 @@ def eval_command(
     if not corpus_paths and not DEFAULT_CORPUS.exists():
         raise click.UsageError(f"{DEFAULT_CORPUS} not found; pass --corpus FILE")
     samples = _read_samples(paths)
-    results = score(Matcher(_tuning_watchlists(config_path, watchlists_dir)), samples)
+    scored = score(Matcher(_tuning_watchlists(config_path, watchlists_dir)), samples)
     labelled = sum(s.labels is not None for s in samples)
+    # A watchlist no item is labelled with cannot be judged by this corpus: every match would
+    # count as a false positive. It is named, not scored.
+    used = {label for s in samples for label in s.labels or ()}
+    results = [r for r in scored if r.watchlist in used]
+    unscored = [r.watchlist for r in scored if r.watchlist not in used]
     if as_json:
         click.echo(
             json.dumps(
@@ -418,6 +423,8 @@ def eval_command(
             f"  {r.watchlist:<24} {r.true_positives:>4} {len(r.false_positives):>4} "
             f"{len(r.false_negatives):>4} {r.precision:>10.3f} {r.recall:>7.3f} {r.f1:>6.3f}"
         )
+    if unscored:
+        click.echo(f"\n  not scored (no item in the corpus carries its label): {', '.join(unscored)}")
     for r in results:
         for heading, misses in (
             ("false positives", r.false_positives),

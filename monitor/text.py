@@ -31,6 +31,10 @@ def _nonspacing_marks() -> re.Pattern[str]:
 
 
 _MARKS = _nonspacing_marks()
+# Chinese and Japanese write words without spaces between them; each ideograph is made a word of
+# its own, so a term such as "王毅" is the phrase "王 毅" and still matches only whole characters.
+_IDEOGRAPHS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff"
+_IDEOGRAPH = re.compile(f"[{_IDEOGRAPHS}]")
 # Arabic-script letters that Persian, Urdu and Arabic write differently: one spelling for matching
 # ("ي"/"ی", "ك"/"ک", Urdu "ہ"/"ے"). The zero-width non-joiner separates the parts of a word where
 # a space may also be written ("اسلام‌آباد" / "اسلام آباد"), so it matches as a space; the
@@ -147,6 +151,7 @@ def normalise(text: str) -> str:
         folded = unicodedata.normalize("NFKD", text).casefold()
         if not folded.isascii():
             folded = _MARKS.sub("", folded).translate(_SCRIPT_VARIANTS)
+            folded = _IDEOGRAPH.sub(r" \g<0> ", folded)
     if "'" in folded:
         folded = _POSSESSIVE.sub(" s", folded).replace("'", "")
     return _NON_WORD.sub(" ", folded).strip()
@@ -175,10 +180,13 @@ def normalise_with_offsets(text: str) -> tuple[str, list[int]]:
                 pending_space = origins[i] if pending_space < 0 else pending_space
             continue
         if char.isalnum():
+            ideograph = _IDEOGRAPH.match(char) is not None
+            if ideograph and out and out[-1] != " " and pending_space < 0:
+                pending_space = origins[i]
             if pending_space >= 0 and out:
                 out.append(" ")
                 out_origins.append(pending_space)
-            pending_space = -1
+            pending_space = origins[i] if ideograph else -1
             out.append(char)
             out_origins.append(origins[i])
         elif pending_space < 0:

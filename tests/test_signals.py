@@ -1,0 +1,54 @@
+"""The shipped watchlists against the labelled corpora and the seed articles (SIGNALS.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.tuning import read_items, score
+from monitor.watchlists import Matcher, load_watchlists
+
+ROOT = Path(__file__).parent.parent
+CORPUS = Path(__file__).parent / "corpus"
+SIGNALS = ("chinese-diplomacy", "sistan-baluchestan", "ambassador-returns")
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    watchlists, errors = load_watchlists(ROOT / "watchlists")
+    assert errors == []
+    return Matcher(watchlists)
+
+
+@pytest.mark.parametrize("corpus", sorted(p.name for p in CORPUS.glob("*.jsonl") if p.name != "seeds.jsonl"))
+def test_each_signal_has_precision_and_recall_of_at_least_0_9(matcher: Matcher, corpus: str) -> None:
+    samples = read_items(CORPUS / corpus)
+    assert len(samples) >= 100
+    results = {r.watchlist: r for r in score(matcher, samples)}
+    for slug in SIGNALS:
+        scores = results[slug]
+        assert scores.true_positives + len(scores.false_negatives) >= 15, f"{corpus}: too few {slug} items"
+        assert scores.precision >= 0.9, (slug, scores.false_positives)
+        assert scores.recall >= 0.9, (slug, scores.false_negatives)
+
+
+def test_the_corpora_hold_hard_negatives_and_several_labels() -> None:
+    samples = [s for path in CORPUS.glob("*.jsonl") for s in read_items(path)]
+    assert len(samples) >= 150
+    assert sum(len(s.labels or ()) >= 2 for s in samples) >= 12
+    assert sum(not s.labels for s in samples) >= 100  # negatives, most of them near misses
+
+
+def test_the_seed_articles_match_their_signals(matcher: Matcher) -> None:
+    """Each seed article, as an item, matches the signals it reports (labels in seeds.jsonl).
+
+    SIGNALS.md names seeds 001 and 004 for ambassador returns because they report the recall
+    that the signal watches the reversal of; a recall is out of that signal's scope, so those
+    two are not labelled with it.
+    """
+    for sample in read_items(CORPUS / "seeds.jsonl"):
+        matched = {m.watchlist for m in matcher.match(sample.item)}
+        assert sample.labels is not None
+        assert set(sample.labels) <= matched, sample.id
+        assert set(SIGNALS) & matched == set(sample.labels), sample.id
