@@ -1,4 +1,4 @@
-"""The shipped watchlists against the labelled corpora and the seed articles (SIGNALS.md)."""
+"""The shipped watchlists against the labelled corpora and the seed analyses."""
 
 from __future__ import annotations
 
@@ -43,9 +43,9 @@ def test_the_corpora_hold_hard_negatives_and_several_labels() -> None:
 def test_the_seed_articles_match_their_signals(matcher: Matcher) -> None:
     """Each seed article, as an item, matches the signals it reports (labels in seeds.jsonl).
 
-    SIGNALS.md names seeds 001 and 004 for ambassador returns because they report the recall
-    that the signal watches the reversal of; a recall is out of that signal's scope, so those
-    two are not labelled with it.
+    Seeds 001 and 004 discuss ambassadors only to report their recall, the move whose reversal
+    ambassador-returns watches; a recall is out of that watchlist's scope, so those two are not
+    labelled with it.
     """
     for sample in read_items(CORPUS / "seeds.jsonl"):
         matched = {m.watchlist for m in matcher.match(sample.item)}
