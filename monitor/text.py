@@ -10,7 +10,7 @@ _SPACE = re.compile(r"\s+")
 # C0 and C1 controls other than whitespace: an ESC in a title must not reach a terminal.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _NON_WORD = re.compile(r"[\W_]+")
-_POSSESSIVE = re.compile(r"'s\b")
+_POSSESSIVE = re.compile(r"'s(?![^\W_])")  # not followed by a letter or digit ("_" is a break)
 _APOSTROPHES = "'\u2019\u2018\u02bc\u02bb\u02be\u02bf`\u00b4\u2032\uff07"
 
 
@@ -59,6 +59,8 @@ _SCRIPT_VARIANTS = str.maketrans(
         **dict.fromkeys(_APOSTROPHES[1:], "'"),
     }
 )
+# Applied before NFKD, which would otherwise turn the acute accent "´" into a space and a mark.
+_APOSTROPHE_FORMS = str.maketrans(dict.fromkeys(_APOSTROPHES[1:], "'"))
 _BLOCK_TAGS = frozenset(
     [
         "address",
@@ -148,10 +150,12 @@ def normalise(text: str) -> str:
     if text.isascii():
         folded = text.lower()
     else:
-        folded = unicodedata.normalize("NFKD", text).casefold()
+        folded = unicodedata.normalize("NFKD", text.translate(_APOSTROPHE_FORMS)).casefold()
         if not folded.isascii():
             folded = _MARKS.sub("", folded).translate(_SCRIPT_VARIANTS)
             folded = _IDEOGRAPH.sub(r" \g<0> ", folded)
+    if "`" in folded:  # the one apostrophe-like mark in ASCII, which skips the translation above
+        folded = folded.replace("`", "'")
     if "'" in folded:
         folded = _POSSESSIVE.sub(" s", folded).replace("'", "")
     return _NON_WORD.sub(" ", folded).strip()
@@ -166,7 +170,7 @@ def normalise_with_offsets(text: str) -> tuple[str, list[int]]:
     chars: list[str] = []
     origins: list[int] = []
     for index, char in enumerate(text):
-        form = unicodedata.normalize("NFKD", char).casefold()
+        form = unicodedata.normalize("NFKD", char.translate(_APOSTROPHE_FORMS)).casefold()
         form = _MARKS.sub("", form).translate(_SCRIPT_VARIANTS)
         chars.extend(form)
         origins.extend([index] * len(form))
@@ -176,7 +180,9 @@ def normalise_with_offsets(text: str) -> tuple[str, list[int]]:
     for i, char in enumerate(chars):
         if char == "'":
             possessive = i + 1 < len(chars) and chars[i + 1] == "s"
-            if possessive and (i + 2 == len(chars) or not chars[i + 2].isalnum()):
+            # As in `normalise`: the "s" ends a word (an ideograph is a word of its own).
+            after = chars[i + 2] if i + 2 < len(chars) else " "
+            if possessive and (not after.isalnum() or _IDEOGRAPH.match(after)):
                 pending_space = origins[i] if pending_space < 0 else pending_space
             continue
         if char.isalnum():

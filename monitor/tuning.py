@@ -76,7 +76,8 @@ def _json_item(path: Path, number: int, line: str, now: datetime) -> SampleItem:
             raise ParseError(str(path), f"{where}: `published` is not an ISO 8601 date") from e
         if published.tzinfo is None:
             published = published.replace(tzinfo=UTC)
-    key = str(raw.get("id") or link or content_hash(title, summary))
+    given_id = raw.get("id")
+    key = str(given_id) if given_id not in (None, "") else link or content_hash(title, summary)
     source = raw["source"] if isinstance(raw.get("source"), str) else path.stem
     item = Item(feed=source, key=key, title=title, summary=summary, link=link, published=published)
     return SampleItem(key, item, None if labels is None else frozenset(labels))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_config
+from tests.conftest import FIXTURES, Route, Server, fixture_bytes, write_config
 
 ROOT = Path(__file__).parent.parent
 
@@ -145,3 +148,309 @@ def test_feeds_shows_health_table(demo_copy: Path) -> None:
     assert result.returncode == 0
     for name in ("dawn", "aljazeera", "regional-wire"):
         assert any(line.startswith(name) and " ok " in line for line in result.stdout.splitlines())
+
+
+# Tuning: match, explain, eval, backtest (on small watchlists written here, not the shipped ones)
+
+RASK_WATCHLIST = """
+name = "Rask incidents"
+query = '''
+@towns AND (attack* OR killed) AND NOT title:cricket
+'''
+[terms]
+towns = ["Rask", "Zahedan"]
+"""
+ENVOYS_WATCHLIST = 'name = "Envoys"\nquery = "ambassador* NEAR/5 return*"\n'
+ITEMS = [
+    {
+        "id": "a1",
+        "title": "Gunmen attack police station in Rask",
+        "summary": "Eleven killed.",
+        "link": "https://x.example/a1",
+        "labels": ["rask"],
+    },
+    {"id": "a2", "title": "Ambassadors return to posts", "summary": "", "labels": ["envoys", "rask"]},
+    {"id": "a3", "title": "Cricket attack in Zahedan", "summary": "", "labels": []},
+    {"id": "a4", "title": "Markets", "summary": "quiet"},
+    {"id": "a5", "title": "Zahedan attack drill", "summary": "", "labels": []},
+]
+
+
+@pytest.fixture
+def tuning(tmp_path: Path) -> Path:
+    """tmp_path with watchlists/ (rask, envoys) and items.jsonl."""
+    watchlists = tmp_path / "watchlists"
+    watchlists.mkdir()
+    (watchlists / "rask.toml").write_text(RASK_WATCHLIST, encoding="utf-8")
+    (watchlists / "envoys.toml").write_text(ENVOYS_WATCHLIST, encoding="utf-8")
+    (tmp_path / "items.jsonl").write_text("\n".join(json.dumps(i) for i in ITEMS) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def tuning_command(base: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A tuning command run in `base` on its watchlists (no config.toml there)."""
+    return monitor(*args, "--watchlists", str(base / "watchlists"), cwd=base)
+
+
+def test_match_json_prints_one_object_per_item(tuning: Path) -> None:
+    result = tuning_command(tuning, "match", "items.jsonl", "--json")
+    assert result.returncode == 0, result.stderr
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["id"] for o in objects] == ["a1", "a2", "a3", "a4", "a5"]
+    for o in objects:
+        assert set(o) == {"id", "link", "title", "watchlists", "matches"}
+    a1, a2, a3, a4, a5 = objects
+    assert a1["link"] == "https://x.example/a1"
+    assert a1["title"] == ITEMS[0]["title"]
+    assert a1["watchlists"] == ["rask"]
+    (match,) = a1["matches"]
+    assert set(match) == {"watchlist", "score", "terms", "hits"}
+    assert match["watchlist"] == "rask"
+    assert match["terms"] == ["attack*", "Rask", "killed"]
+    assert match["score"] == 5.0  # attack* and Rask in the title (2 each), killed in the summary (1)
+    texts = {"title": ITEMS[0]["title"], "summary": ITEMS[0]["summary"]}
+    assert [(h["term"], h["field"], texts[h["field"]][h["start"] : h["end"]]) for h in match["hits"]] == [
+        ("attack*", "title", "attack"),
+        ("Rask", "title", "Rask"),
+        ("killed", "summary", "killed"),
+    ]
+    assert a2["watchlists"] == ["envoys"]
+    assert a2["link"] is None
+    assert a2["matches"][0]["terms"] == ["ambassador*", "return*"]
+    for unmatched in (a3, a4):
+        assert unmatched["watchlists"] == []
+        assert unmatched["matches"] == []
+    assert a5["watchlists"] == ["rask"]
+
+
+def test_match_reads_rss_atom_and_json_lines_together(tuning: Path) -> None:
+    result = tuning_command(
+        tuning, "match", "items.jsonl", str(FIXTURES / "frontier.xml"), str(FIXTURES / "wire.atom"), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    by_id = {o["id"]: o["watchlists"] for o in map(json.loads, result.stdout.splitlines())}
+    assert len(by_id) == 9
+    assert by_id["frontier-rask-1"] == ["rask"]
+    assert by_id["frontier-psl-1"] == []
+    assert by_id["urn:example:regional-wire:ambassadors-return"] == ["envoys"]
+    assert by_id["urn:example:regional-wire:markets-0126"] == []
+
+
+def test_match_text_output(tuning: Path) -> None:
+    result = tuning_command(tuning, "match", "items.jsonl")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:6] == [
+        "a1  Gunmen attack police station in Rask",
+        "    -> rask (score 5): attack*, Rask, killed",
+        "a2  Ambassadors return to posts",
+        "    -> envoys (score 4): ambassador*, return*",
+        "a3  Cricket attack in Zahedan",
+        "    -> no watchlist",
+    ]
+
+
+def test_match_reports_a_bad_file_with_its_line(tuning: Path) -> None:
+    (tuning / "bad.jsonl").write_text('{"title": "ok"}\n{"title": \n', encoding="utf-8")
+    result = tuning_command(tuning, "match", "bad.jsonl")
+    assert result.returncode == 1
+    assert "bad.jsonl: line 2: not JSON" in result.stderr
+
+
+def test_match_reports_broken_watchlists_and_uses_the_others(tuning: Path) -> None:
+    (tuning / "watchlists" / "broken.toml").write_text('name = "B"\nquery = "(x"\n', encoding="utf-8")
+    result = tuning_command(tuning, "match", "items.jsonl", "--json")
+    assert result.returncode == 0
+    assert "broken.toml: query: expected ')', the query ends at column 3" in result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["watchlists"] == ["rask"]
+
+
+def test_explain_text_shows_spans_in_brackets_and_the_tree(tuning: Path) -> None:
+    result = tuning_command(tuning, "explain", "rask", "--text", "Gunmen attack police station in Rask")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "rask: matched, score 4",
+        "  title:   Gunmen [attack] police station in [Rask]",
+        "",
+        "  ✓ AND",
+        "    ✓ @towns: Rask  (title word 6)",
+        "    ✓ OR",
+        "      ✓ attack*  (title word 2)",
+        "      ✗ killed",
+        "    ✓ NOT",
+        "      ✗ title:cricket",
+    ]
+    assert "\x1b[" not in result.stdout  # stdout is a pipe, not a terminal
+
+
+def test_explain_says_no_match_and_which_node_failed(tuning: Path) -> None:
+    result = tuning_command(
+        tuning, "explain", "rask", "--text", "Cricket attack in Zahedan", "--summary", "Rask attack"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["rask: no match", "  title:   Cricket attack in Zahedan", "  summary: Rask attack"]
+    assert "  ✗ AND" in lines
+    assert "    ✗ NOT" in lines
+    assert "      ✓ title:cricket  (title word 1)" in lines
+
+
+def test_explain_near(tuning: Path) -> None:
+    result = tuning_command(tuning, "explain", "envoys", "--text", "The ambassador will return")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "envoys: matched, score 4",
+        "  title:   The [ambassador] will [return]",
+        "",
+        "  ✓ NEAR/5  (title words 2-4)",
+        "    ✓ ambassador*  (title word 2)",
+        "    ✓ return*  (title word 4)",
+    ]
+
+
+def test_explain_an_unknown_watchlist_fails_clearly(tuning: Path) -> None:
+    result = tuning_command(tuning, "explain", "nope", "--text", "x")
+    assert result.returncode == 1
+    assert "no usable watchlist 'nope' (loaded: envoys, rask)" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("args", [(), ("--text", "Rask", "--item", "1")], ids=["neither", "both"])
+def test_explain_needs_text_or_item_not_both(tuning: Path, args: tuple[str, ...]) -> None:
+    result = tuning_command(tuning, "explain", "rask", *args)
+    assert result.returncode == 2
+    assert "give either --text TEXT or --item ID" in result.stderr
+    assert "Usage:" in result.stderr
+
+
+def test_eval_prints_scores_and_mistakes(tuning: Path) -> None:
+    result = tuning_command(tuning, "eval", "--corpus", "items.jsonl")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "4 labelled items from items.jsonl"  # a4 has no labels
+    header = next(i for i, line in enumerate(lines) if line.split()[:4] == ["watchlist", "TP", "FP", "FN"])
+    rows = {line.split()[0]: line.split()[1:] for line in lines[header + 1 : header + 3]}
+    # envoys: a2 found. rask: a1 found, a5 wrongly found, a2 missed.
+    assert rows == {
+        "envoys": ["1", "0", "0", "1.000", "1.000", "1.000"],
+        "rask": ["1", "1", "1", "0.500", "0.500", "0.500"],
+    }
+    text = result.stdout
+    assert "rask: false positives\n  a5  Zahedan attack drill  [Zahedan, attack*]\n" in text
+    assert "rask: false negatives\n  a2  Ambassadors return to posts\n" in text
+    assert "envoys: false" not in text
+
+
+def test_eval_json(tuning: Path) -> None:
+    result = tuning_command(tuning, "eval", "--corpus", "items.jsonl", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["items"] == 4
+    by_slug = {w["watchlist"]: w for w in report["watchlists"]}
+    assert by_slug["rask"] == {
+        "watchlist": "rask",
+        "true_positives": 1,
+        "false_positives": [{"id": "a5", "title": "Zahedan attack drill", "terms": ["Zahedan", "attack*"]}],
+        "false_negatives": [{"id": "a2", "title": "Ambassadors return to posts"}],
+        "precision": 0.5,
+        "recall": 0.5,
+        "f1": 0.5,
+    }
+    assert by_slug["envoys"]["true_positives"] == 1
+    assert (by_slug["envoys"]["precision"], by_slug["envoys"]["recall"]) == (1.0, 1.0)
+
+
+def test_tuning_commands_without_usable_watchlists_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "watchlists").mkdir()
+    (tmp_path / "items.jsonl").write_text('{"title": "x"}\n', encoding="utf-8")
+    result = tuning_command(tmp_path, "match", "items.jsonl")
+    assert result.returncode == 2
+    assert "no usable watchlist in" in result.stderr
+
+
+# backtest and explain --item on a store filled by a real poll
+
+
+def backtest_config(tmp_path: Path, feeds: Server) -> Path:
+    feeds.routes["/frontier.xml"] = Route(fixture_bytes("frontier.xml"))
+    feeds.routes["/wire.atom"] = Route(fixture_bytes("wire.atom"), content_type="application/atom+xml")
+    return write_config(
+        tmp_path / "config.toml",
+        f"""
+[defaults]
+state_path = "{tmp_path / "state" / "monitor.db"}"
+watchlists_dir = "{tmp_path / "watchlists"}"
+
+[[feeds]]
+name = "frontier"
+url = "{feeds.url("/frontier.xml")}"
+
+[[feeds]]
+name = "wire"
+url = "{feeds.url("/wire.atom")}"
+
+[channels.console]
+type = "console"
+""",
+    )
+
+
+def test_backtest_after_an_edit_lists_added_and_dropped_items(tmp_path: Path, feed_server: Server) -> None:
+    watchlists = tmp_path / "watchlists"
+    watchlists.mkdir()
+    watchlist = watchlists / "incidents.toml"
+    watchlist.write_text('name = "Incidents"\nquery = "Rask OR markets"\n', encoding="utf-8")
+    config = backtest_config(tmp_path, feed_server)
+    polled = monitor("poll", "--once", "--config", str(config))
+    assert polled.returncode == 0, polled.stderr
+    assert "new items: 4; matches: 2" in polled.stdout
+
+    watchlist.write_text('name = "Incidents"\nquery = "Rask OR ambassadors"\n', encoding="utf-8")
+    args = ("--config", str(config), "--watchlists", str(watchlists))
+    result = monitor("backtest", "incidents", "--since", "1d", *args)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("incidents: 4 items since ")
+    assert lines[0].endswith("; matched then 2, now 2: 1 added, 1 dropped")
+
+    added = re.search(r"^Added:\n  #(\d+) (\S+) wire: (.*)$", result.stdout, re.M)
+    dropped = re.search(r"^Dropped:\n  #(\d+) (\S+) wire: (.*)$", result.stdout, re.M)
+    assert added is not None, result.stdout
+    assert dropped is not None, result.stdout
+    assert added.group(3) == "Iran and Pakistan ambassadors return to their posts  [ambassadors]"
+    assert dropped.group(3) == "Asian markets close higher on tech rally"
+    day = added.group(2)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", day)
+    assert abs(date.fromisoformat(day) - datetime.now(UTC).date()) <= timedelta(days=1)
+    assert f"  {day}      4     2     2      1        1" in lines
+
+    fewer = monitor("backtest", "incidents", "--limit", "0", *args)
+    assert "  ... and 1 more (--limit)" in fewer.stdout
+    assert "#" not in fewer.stdout
+
+    explained = monitor("explain", "incidents", "--item", added.group(1), *args)
+    assert explained.returncode == 0, explained.stderr
+    assert explained.stdout.splitlines()[:2] == [
+        "incidents: matched, score 2",
+        "  title:   Iran and Pakistan [ambassadors] return to their posts",
+    ]
+    assert "  ✓ OR" in explained.stdout
+    assert "    ✓ ambassadors  (title word 4)" in explained.stdout
+    assert "    ✗ Rask" in explained.stdout
+    assert "  source:  wire" in explained.stdout
+
+    gone = monitor("explain", "incidents", "--item", dropped.group(1), *args)
+    assert gone.returncode == 0, gone.stderr
+    assert gone.stdout.startswith("incidents: no match\n")
+
+    missing = monitor("explain", "incidents", "--item", "9999", *args)
+    assert missing.returncode == 1
+    assert "no stored item with id 9999" in missing.stderr
+
+
+def test_backtest_rejects_a_bad_duration(tmp_path: Path, feed_server: Server) -> None:
+    (tmp_path / "watchlists").mkdir()
+    (tmp_path / "watchlists" / "w.toml").write_text('name = "W"\nquery = "x"\n', encoding="utf-8")
+    config = backtest_config(tmp_path, feed_server)
+    result = monitor("backtest", "w", "--since", "a while", "--config", str(config))
+    assert result.returncode == 2
+    assert "'a while' is not a duration" in result.stderr

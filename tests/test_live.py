@@ -88,3 +88,16 @@ def test_a_watchlist_broken_from_the_start_is_left_out(tmp_path: Path) -> None:
     live.reload()
     assert queries(live) == {"a": "Zahedan"}
     assert [Path(e.file).name for e in live.errors] == ["b.toml"]
+
+
+def test_a_bad_entry_in_a_shared_term_set_keeps_the_watchlists_that_use_it(tmp_path: Path) -> None:
+    (tmp_path / "terms").mkdir()
+    (tmp_path / "terms" / "places.toml").write_text('towns = ["Zahedan"]\n', encoding="utf-8")
+    write(tmp_path / "a.toml", "@towns AND attack*")
+    write(tmp_path / "b.toml", "Rask")
+    live = LiveWatchlists(tmp_path)
+    live.reload()
+    (tmp_path / "terms" / "places.toml").write_text('towns = ["Za*hedan"]\n', encoding="utf-8")
+    live.reload()
+    assert queries(live) == {"a": "@towns AND attack*", "b": "Rask"}
+    assert any("towns[0]" in str(e) for e in live.errors)

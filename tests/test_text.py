@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from monitor.text import collapse_space, html_to_text, normalise
+from monitor.text import collapse_space, html_to_text, normalise, normalise_with_offsets
+from monitor.types import Severity
+from monitor.watchlists import Matcher, Watchlist
+from monitor.watchlists.model import Or
+from monitor.watchlists.query import parse_term
 
 # html_to_text
 
@@ -139,3 +143,222 @@ def test_normalise_has_single_spaces_and_no_edges(text):
 def test_collapse_space_drops_control_characters():
     """Terminal escapes, NUL and other controls never survive into item text."""
     assert collapse_space("A\x1b[2J title\x00 with\x07 bell\x9b and \ttab") == "A[2J title with bell and tab"
+
+
+# normalise, clause by clause of the README's "Normalisation"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ﬁnance ﬂight ﬀ ﬃ", "finance flight ff ffi"),  # ligatures
+        ("ＺＡＨＥＤＡＮ ２０２４", "zahedan 2024"),  # full-width letters and digits
+        ("Ⅻ ① ²", "xii 1 2"),  # other compatibility forms
+        ("ZAHEDAN Zahedan zAhEdAn", "zahedan zahedan zahedan"),
+        ("STRASSE Straße", "strasse strasse"),  # case folding, not only lower-casing
+        ("ΟΔΟΣ Ὁδός", "οδοσ οδοσ"),  # Greek: folded (final sigma too) and unaccented
+    ],
+)
+def test_normalise_folds_compatibility_forms_and_case(text, expected):
+    assert normalise(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Sīstān", "sistan"),  # precomposed
+        ("Si\u0304sta\u0304n", "sistan"),  # combining macrons
+        ("Zāhedān", "zahedan"),
+        ("Çağlar Øresund Åland", "caglar øresund aland"),  # ø has no decomposition: kept
+        ("e\u0301 e\u0300 e\u0302 e\u0308", "e e e e"),
+        ("مُحَمَّد", "محمد"),  # Arabic short vowels and shadda
+        ("إيران", "ايران".replace("ي", "ی")),  # hamza below is a mark
+    ],
+)
+def test_normalise_drops_diacritics_and_arabic_short_vowels(text, expected):
+    assert normalise(text) == expected
+
+
+@pytest.mark.parametrize(
+    "dash",
+    ["-", "\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212", "\ufe58", "\uff0d", "_", "/"],
+)
+def test_every_hyphen_and_dash_is_a_word_break(dash):
+    assert normalise(f"Sistan{dash}o{dash}Baluchestan") == "sistan o baluchestan"
+    assert normalise(f"Sistan {dash} Baluchestan") == "sistan baluchestan"
+
+
+@pytest.mark.parametrize(
+    "punctuation", [*'&.,;:!?()[]{}"<>|+=*#@%~^\\', "…", "«", "»", "“", "”", "،", "؛", "؟"]
+)
+def test_every_other_punctuation_mark_is_a_word_break(punctuation):
+    assert normalise(f"Sistan{punctuation}Baluchestan") == "sistan baluchestan"
+
+
+@pytest.mark.parametrize(
+    "apostrophe", ["'", "\u2019", "\u2018", "\u02bc", "\u02bb", "`", "\u00b4", "\u2032", "\uff07"]
+)
+def test_every_apostrophe_is_unified_then_dropped(apostrophe):
+    """Ja'ish is "jaish" however the apostrophe is written, with or without other non-ASCII text."""
+    assert normalise(f"Ja{apostrophe}ish") == "jaish"
+    assert normalise(f"Ja{apostrophe}ish al-ʿAdl") == "jaish al adl"
+    assert normalise(f"Ｊａ{apostrophe}ish") == "jaish"
+
+
+@pytest.mark.parametrize("apostrophe", ["'", "\u2019", "\u02bc", "`", "\u00b4", "\uff07"])
+def test_a_possessive_s_stays_a_word_of_its_own(apostrophe):
+    assert normalise(f"China{apostrophe}s envoy") == "china s envoy"
+    assert normalise(f"Iran{apostrophe}s") == "iran s"
+    assert normalise(f"Iran{apostrophe}s_envoy") == "iran s envoy"  # "_" is punctuation: the word ends
+    assert normalise(f"Iran{apostrophe}s, Pakistan{apostrophe}s") == "iran s pakistan s"
+    # Not a possessive: the "s" begins a longer word.
+    assert normalise(f"Ja{apostrophe}sh") == "jash"
+    assert normalise(f"it{apostrophe}s{apostrophe}") == "it s"
+
+
+@pytest.mark.parametrize(
+    ("variant", "unified"),
+    [
+        ("ي", "ی"),  # Arabic yeh
+        ("ى", "ی"),  # alef maksura
+        ("ے", "ی"),  # Urdu yeh barree
+        ("ی", "ی"),
+        ("ك", "ک"),  # Arabic kaf
+        ("ک", "ک"),
+        ("ة", "ه"),  # teh marbuta
+        ("ۃ", "ه"),  # Urdu teh marbuta goal
+        ("ہ", "ه"),  # Urdu heh goal
+        ("ھ", "ه"),  # heh doachashmee
+        ("ه", "ه"),
+        ("ٱ", "ا"),  # alef wasla
+    ],
+)
+def test_arabic_script_letter_variants_are_unified(variant, unified):
+    assert normalise(variant) == unified
+    assert normalise(f"ب{variant}ب") == f"ب{unified}ب"
+
+
+def test_urdu_and_persian_spellings_meet():
+    assert normalise("پاکستان") == normalise("پاكستان")
+    assert normalise("ہرات") == normalise("هرات")
+    assert normalise("سیستان و بلوچستان") == normalise("سيستان و بلوچستان") == "سیستان و بلوچستان"
+
+
+@pytest.mark.parametrize(
+    ("digits", "expected"),
+    [("۰۱۲۳۴۵۶۷۸۹", "0123456789"), ("٠١٢٣٤٥٦٧٨٩", "0123456789"), ("۱۴۰۲", "1402"), ("١٩٧٩", "1979")],
+)
+def test_persian_and_arabic_indic_digits_become_ascii(digits, expected):
+    assert normalise(digits) == expected
+    assert normalise(f"سال {digits}") == f"سال {expected}"
+
+
+def test_zwnj_is_a_word_break_and_tatweel_disappears():
+    assert normalise("اسلام\u200cآباد") == normalise("اسلام آباد")
+    assert normalise("مـــــرز") == normalise("مرز") == "مرز"
+    assert normalise("\u0640سیستان\u0640") == "سیستان"
+
+
+@given(st.text(max_size=80))
+def test_normalise_output_has_no_punctuation_or_capitals(text):
+    for word in normalise(text).split(" "):
+        assert word == "" or word.isalnum(), word
+    assert normalise(text) == normalise(text.upper()) or not text.isascii()
+
+
+# One term set reaches every way the province is written
+
+
+SISTAN_SPELLINGS = [
+    "Sistan-o-Baluchestan",
+    "Sistan & Baluchestan",
+    "Sīstān",
+    "سیستان و بلوچستان",
+    "SISTAN AND BALUCHESTAN",
+    "Sistan–Baluchestan",
+    "سيستان و بلوچستان",
+]
+
+
+@pytest.mark.parametrize("spelling", SISTAN_SPELLINGS)
+def test_one_term_set_reaches_every_spelling_of_the_province(spelling):
+    province = Or((parse_term("Sistan"), parse_term("سیستان")), "@sistan_province")
+    watchlist = Watchlist("w", "W", "", Severity.HIGH, province)
+    (match,) = Matcher([watchlist]).match_fields({"title": f"Attack in {spelling} today", "summary": ""})
+    (hit,) = match.hits
+    title = f"Attack in {spelling} today"
+    assert normalise(title[hit.start : hit.end]) in {"sistan", "سیستان"}
+
+
+def test_the_same_set_does_not_reach_a_longer_word():
+    province = Or((parse_term("Sistan"), parse_term("سیستان")), "@sistan_province")
+    watchlist = Watchlist("w", "W", "", Severity.HIGH, province)
+    assert Matcher([watchlist]).match_fields({"title": "Ayatollah al-Sistani", "summary": ""}) == []
+
+
+# normalise_with_offsets agrees with normalise
+
+
+# What a property test draws from: ASCII, Latin with diacritics (precomposed and combining), Arabic and
+# Persian letters with their variants and digits, ZWNJ and tatweel, dashes, apostrophes, full-width
+# letters and ligatures.
+MIXED_ALPHABET = [
+    *"abcxyzABCXYZ0189 .,;:!?&()\"'_-*/@#",
+    *"éÉüÜñçØåāĀīšŞğıİßœæ",
+    "e\u0301",
+    "a\u0308",
+    "s\u0304",
+    "\u0301",
+    "\u0327",
+    *"سیستانبلوچيیىےكکةۃہھٱاهءأإآؤئ",
+    *"۰۱۲۹٠١٢٩",
+    "\u064e",
+    "\u0650",
+    "\u0651",
+    "\u200c",
+    "\u200d",
+    "\u0640",
+    *"\u2010\u2011\u2012\u2013\u2014\u2015\u2212",
+    *"\u2018\u2019\u02bc\u02bb\uff07\u2032`\u00b4",
+    *"ＡＢｃｄ０１ﬁﬂﬀﬃ",
+    "'s",
+    "'s_",
+]
+mixed_text = st.lists(st.sampled_from(MIXED_ALPHABET), max_size=40).map("".join)
+
+
+@settings(max_examples=500)
+@given(mixed_text)
+@example("Ja`ish")
+@example("Ja´ish é")
+@example("Ｊａ`ish")
+@example("iran's_x")
+@example("Sīstān-o-Baluchestān")
+@example("سیستان\u200cو\u0640بلوچستان ۱۴۰۲")
+def test_normalise_with_offsets_agrees_with_normalise(text):
+    normalised, offsets = normalise_with_offsets(text)
+    assert normalised == normalise(text)
+    assert len(offsets) == len(normalised)
+    assert all(0 <= offset < len(text) for offset in offsets)
+    assert offsets == sorted(offsets)
+
+
+@given(mixed_text)
+def test_offsets_point_at_characters_that_normalise_to_the_same_letter(text):
+    """Every letter of the normalised text comes from a character that normalises to contain it."""
+    normalised, offsets = normalise_with_offsets(text)
+    for char, offset in zip(normalised, offsets, strict=True):
+        if char != " ":
+            assert char in normalise_with_offsets(text[offset])[0]
+
+
+def test_offsets_of_a_simple_text():
+    normalised, offsets = normalise_with_offsets("Sīstān–Baluchestān!")
+    assert normalised == "sistan baluchestan"
+    assert offsets == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+    normalised, offsets = normalise_with_offsets("Si\u0304stan")
+    assert normalised == "sistan"
+    assert offsets == [0, 1, 3, 4, 5, 6]  # the combining macron (index 2) leaves no letter
+    normalised, offsets = normalise_with_offsets("ﬁ  x")
+    assert normalised == "fi x"
+    assert offsets == [0, 0, 1, 3]

@@ -56,12 +56,20 @@ class LiveWatchlists:
         self.errors = errors
         fresh = {w.slug: w for w in loaded}
         on_disk = {Path(name).stem for name, _, _ in signature if Path(name).parent == self.directory}
+        # A broken shared term set breaks the watchlists that use it, with errors that may name
+        # only the set's file: then every watchlist that failed to load keeps its last version.
+        shared_broken = any(Path(e.file).parent == self.directory / TERMS_DIR for e in errors)
+        failed = {Path(e.file).stem for e in errors} | (on_disk if shared_broken else set())
+        kept = {slug for slug in failed & on_disk if slug not in fresh and slug in self._current}
+        for slug in kept:
+            fresh[slug] = self._current[slug]
         for error in errors:
-            slug = Path(error.file).stem
-            kept = slug in on_disk and slug not in fresh and slug in self._current
-            if kept:
-                fresh[slug] = self._current[slug]
-            log.error("watchlist error%s: %s", "; the last good version keeps running" if kept else "", error)
+            note = (
+                "; the last good version keeps running"
+                if Path(error.file).stem in kept or shared_broken
+                else ""
+            )
+            log.error("watchlist error%s: %s", note, error)
         ordered = {slug: fresh[slug] for slug in sorted(fresh)}
         changed = ordered != self._current
         if changed and self._current:

@@ -54,7 +54,9 @@ def load_watchlists(
         try:
             watchlists.append(load_watchlist(path, known, shared))
         except ConfigErrors as e:
-            errors.extend(e.errors)
+            # A broken shared set fails every watchlist that uses it: report it once.
+            reported = {str(error) for error in errors}
+            errors.extend(error for error in e.errors if str(error) not in reported)
     return watchlists, errors
 
 
@@ -197,11 +199,11 @@ class _Resolver:
 
     def resolve(self, node: Node) -> Node:
         match node:
-            case SetRef(name, fields, column):
+            case SetRef(name, fields, column, line):
                 if name not in self.sets:
+                    where = f"column {column}" if line == 1 else f"line {line}, column {column}"
                     raise _SetError(
-                        f"unknown term set @{name} at column {column}; define it under [terms] "
-                        f"or in {TERMS_DIR}/"
+                        f"unknown term set @{name} at {where}; define it under [terms] or in {TERMS_DIR}/"
                     )
                 return self._expand(self.sets[name], fields)
             case Not(child):

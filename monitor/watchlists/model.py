@@ -61,6 +61,7 @@ class SetRef:
     name: str
     fields: tuple[str, ...] = DEFAULT_FIELDS
     column: int = 0
+    line: int = 1  # where it is in the query, for the error when no set has that name
 
 
 @dataclass(frozen=True, slots=True)

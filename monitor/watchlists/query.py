@@ -41,7 +41,8 @@ RPAR: ")"
 PHRASE: /"[^"]*"/
 REGEX: /\/(\\.|[^\\\/\n])+\//
 SETREF: /@{_WORD_CHARS}+/
-WORD: /{_WORD_CHARS}+/
+// An operator is never a word: a query searches for "or" only when it is quoted.
+WORD: /(?!(and|or|not|near)(?!{_WORD_CHARS})){_WORD_CHARS}+/i
 %ignore /\s+/
 """
 
@@ -195,7 +196,7 @@ def _leaf(token: lark.Token, fields: tuple[str, ...]) -> Node:
                 name = value[1:]
                 if not _SET_NAME.fullmatch(name):
                     raise QuerySyntaxError(f"{value!r} is not a term-set name (letters, digits, _ and -)")
-                return SetRef(name, fields, column)
+                return SetRef(name, fields, column, line)
     except QuerySyntaxError as e:
         raise QuerySyntaxError(e.reason, line, column) from None
     raise QuerySyntaxError(f"unexpected {value!r}", line, column)
@@ -211,10 +212,14 @@ def parse_term(text: str, fields: tuple[str, ...] = DEFAULT_FIELDS) -> Term:
             raise QuerySyntaxError(f"{piece!r}: a wildcard * may only end a word")
         parts = normalise(stem).split()
         if not parts:
-            raise QuerySyntaxError(f"{piece!r} has no letters or digits to match")
+            if prefix:
+                raise QuerySyntaxError(f"{piece!r} has no letters or digits to match")
+            continue  # punctuation between words, as in "Sistan & Baluchestan": a word break
         words.extend(Word(p) for p in parts[:-1])
         words.append(Word(parts[-1], prefix))
     if not words:
+        if text.strip():
+            raise QuerySyntaxError(f"{' '.join(text.split())!r} has no letters or digits to match")
         raise QuerySyntaxError("an empty phrase matches nothing")
     if any(w.prefix and len(w.text) < 2 for w in words):
         raise QuerySyntaxError(f"{text!r}: a wildcard needs at least two letters before the *")
