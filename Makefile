@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test demo lint check clean
+.PHONY: run test demo lint check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ lint: $(STAMP)  ## ruff, mypy and hadolint
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
+
+bench: $(STAMP)  ## matcher throughput, compiled vs naive, on one core; updates bench/RESULTS.md
+	$(BIN)/python -m bench.bench_matcher
 
 clean:
 	rm -rf $(VENV) state/demo.db*

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from html.parser import HTMLParser
@@ -9,28 +10,37 @@ from html.parser import HTMLParser
 _SPACE = re.compile(r"\s+")
 # C0 and C1 controls other than whitespace: an ESC in a title must not reach a terminal.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_NON_WORD = re.compile(r"[\W_]+")
 _POSSESSIVE = re.compile(r"'s(?![^\W_])")  # not followed by a letter or digit ("_" is a break)
 _APOSTROPHES = "'\u2019\u2018\u02bc\u02bb\u02be\u02bf`\u00b4\u2032\uff07"
 
 
-def _nonspacing_marks() -> re.Pattern[str]:
+def _nonspacing_marks() -> list[tuple[int, int]]:
     # Accents, Arabic short vowels and hamza signs: every nonspacing or enclosing mark in the
     # Basic and Supplementary Multilingual Planes, plus the variation selectors.
-    ranges: list[str] = []
+    ranges: list[tuple[int, int]] = []
     start = previous = -2
     for code in range(0x20000):
         if unicodedata.category(chr(code)) in ("Mn", "Me"):
             if code != previous + 1:
                 if start >= 0:
-                    ranges.append(f"{chr(start)}-{chr(previous)}")
+                    ranges.append((start, previous))
                 start = code
             previous = code
-    ranges.append(f"{chr(start)}-{chr(previous)}\U000e0100-\U000e01ef")
-    return re.compile("[" + "".join(ranges) + "]")
+    return [*ranges, (start, previous), (0xE0100, 0xE01EF)]
 
 
-_MARKS = _nonspacing_marks()
+def _character_class(ranges: list[tuple[int, int]]) -> re.Pattern[str]:
+    return re.compile("[" + "".join(f"{chr(first)}-{chr(last)}" for first, last in ranges) + "]")
+
+
+_MARK_RANGES = _nonspacing_marks()
+_MARKS = _character_class(_MARK_RANGES)
+# `re` tests a character against the BMP part of a class in one step, but against its astral
+# ranges (over a hundred here) one by one: whole texts lose their BMP marks in one pass, and their
+# astral marks in a second pass only when they have astral characters.
+_MARKS_BMP = _character_class([(a, min(b, 0xFFFF)) for a, b in _MARK_RANGES if a <= 0xFFFF])
+_MARKS_ASTRAL = _character_class([(max(a, 0x10000), b) for a, b in _MARK_RANGES if b > 0xFFFF])
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 # Chinese and Japanese write words without spaces between them; each ideograph is made a word of
 # its own, so a term such as "王毅" is the phrase "王 毅" and still matches only whole characters.
 _IDEOGRAPHS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff"
@@ -61,6 +71,17 @@ _SCRIPT_VARIANTS = str.maketrans(
 )
 # Applied before NFKD, which would otherwise turn the acute accent "´" into a space and a mark.
 _APOSTROPHE_FORMS = str.maketrans(dict.fromkeys(_APOSTROPHES[1:], "'"))
+# The same two tables for whole texts: `str.translate` with a dict looks up every character of a
+# non-ASCII text (slow); a regex finds the few characters to replace.
+_APOSTROPHE_LIKE = re.compile(f"[{re.escape(_APOSTROPHES[1:])}]")
+_VARIANT_OF = {chr(code): value or "" for code, value in _SCRIPT_VARIANTS.items()}
+_VARIANT = re.compile("[" + "".join(map(re.escape, _VARIANT_OF)) + "]")
+# Word breaks: every ASCII character but letters and digits (a 1:1 ASCII table, which CPython
+# translates fast), and in other text whatever is neither a word character nor a space, and "_".
+_ASCII_BREAKS = str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()})
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
+_CHUNK = re.compile(r"\S+")
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 _BLOCK_TAGS = frozenset(
     [
         "address",
@@ -150,33 +171,78 @@ def normalise(text: str) -> str:
     if text.isascii():
         folded = text.lower()
     else:
-        folded = unicodedata.normalize("NFKD", text.translate(_APOSTROPHE_FORMS)).casefold()
+        folded = unicodedata.normalize("NFKD", _APOSTROPHE_LIKE.sub("'", text)).casefold()
         if not folded.isascii():
-            folded = _MARKS.sub("", folded).translate(_SCRIPT_VARIANTS)
+            folded = _MARKS_BMP.sub("", folded)
+            if _ASTRAL.search(folded):
+                folded = _MARKS_ASTRAL.sub("", folded)
+            folded = _VARIANT.sub(_variant, folded)
             folded = _IDEOGRAPH.sub(r" \g<0> ", folded)
     if "`" in folded:  # the one apostrophe-like mark in ASCII, which skips the translation above
         folded = folded.replace("`", "'")
     if "'" in folded:
         folded = _POSSESSIVE.sub(" s", folded).replace("'", "")
-    return _NON_WORD.sub(" ", folded).strip()
+    # Words are the runs of letters and digits ([^\W_]+), joined by single spaces.
+    if folded.isascii():
+        return " ".join(folded.translate(_ASCII_BREAKS).split())
+    return " ".join(_PUNCTUATION.sub(" ", folded).split())
+
+
+def _variant(match: re.Match[str]) -> str:
+    return _VARIANT_OF[match.group()]
 
 
 def normalise_with_offsets(text: str) -> tuple[str, list[int]]:
     """`normalise(text)`, and for each of its characters the index in `text` it came from.
 
-    Slower than `normalise` (one character at a time), so it is used only to show where a match
-    is in the original text.
+    Slower than `normalise`, so it is used only to show where a match is in the original text.
+    The text is taken one whitespace-separated chunk at a time: an ASCII chunk without
+    apostrophes is lower case letters and digits between breaks, the rest goes one character at
+    a time. Whitespace is a break; a run of breaks becomes one space, from the first of them.
     """
-    chars: list[str] = []
-    origins: list[int] = []
-    for index, char in enumerate(text):
-        form = unicodedata.normalize("NFKD", char.translate(_APOSTROPHE_FORMS)).casefold()
-        form = _MARKS.sub("", form).translate(_SCRIPT_VARIANTS)
-        chars.extend(form)
-        origins.extend([index] * len(form))
-    out: list[str] = []
+    out: list[str] = []  # words, and single spaces between them
     out_origins: list[int] = []
     pending_space = -1  # origin of a run of non-word characters not yet written
+    previous_end = 0
+    for chunk in _CHUNK.finditer(text):
+        start = chunk.start()
+        if start > previous_end and pending_space < 0:
+            pending_space = previous_end
+        word = chunk.group()
+        if word.isascii() and "'" not in word and "`" not in word:
+            position = 0
+            for run in _ASCII_WORD.finditer(word.lower()):
+                if run.start() > position and pending_space < 0:
+                    pending_space = start + position
+                if pending_space >= 0 and out:
+                    out.append(" ")
+                    out_origins.append(pending_space)
+                pending_space = -1
+                out.append(run.group())
+                out_origins.extend(range(start + run.start(), start + run.end()))
+                position = run.end()
+            if position < len(word) and pending_space < 0:
+                pending_space = start + position
+        else:
+            pending_space = _chunk_offsets(word, start, out, out_origins, pending_space)
+        previous_end = chunk.end()
+    return "".join(out), out_origins
+
+
+@functools.lru_cache(maxsize=4096)
+def _character_form(char: str) -> str:
+    form = unicodedata.normalize("NFKD", char.translate(_APOSTROPHE_FORMS)).casefold()
+    return _MARKS.sub("", form).translate(_SCRIPT_VARIANTS)
+
+
+def _chunk_offsets(text: str, offset: int, out: list[str], out_origins: list[int], pending_space: int) -> int:
+    """`normalise_with_offsets` of one chunk, one character at a time; the new pending space."""
+    chars: list[str] = []
+    origins: list[int] = []
+    for index, char in enumerate(text, offset):
+        form = _character_form(char)
+        chars.extend(form)
+        origins.extend([index] * len(form))
     for i, char in enumerate(chars):
         if char == "'":
             possessive = i + 1 < len(chars) and chars[i + 1] == "s"
@@ -197,4 +263,4 @@ def normalise_with_offsets(text: str) -> tuple[str, list[int]]:
             out_origins.append(origins[i])
         elif pending_space < 0:
             pending_space = origins[i]
-    return "".join(out), out_origins
+    return pending_space

@@ -73,6 +73,8 @@ class _Scan:
 
     texts: dict[str, str]  # normalised, unpadded
     found: dict[str, dict[int, list[int]]] = field(default_factory=dict)  # field -> pattern -> starts
+    ids: list[set[int]] = field(default_factory=list)  # patterns found, per field combination
+    offsets: dict[str, tuple[str, list[int]]] = field(default_factory=dict)  # for hits: once per item
 
     def term_spans(self, pattern: _Pattern, fields: Iterable[str]) -> Spans:
         spans: Spans = {}
@@ -107,6 +109,7 @@ class Matcher:
     def __init__(self, watchlists: Iterable[Watchlist]) -> None:
         self.watchlists = tuple(watchlists)
         self._patterns: dict[str, _Pattern] = {}
+        self._combos: dict[tuple[str, ...], int] = {}  # the field tuples terms look in, numbered
         keys: dict[str, list[_Pattern]] = {}
         for watchlist in self.watchlists:
             for term in _terms(watchlist.query):
@@ -121,12 +124,18 @@ class Matcher:
         if keys:
             self._automaton.make_automaton()
         self._tests = [self._compile(w.query) for w in self.watchlists]
+        self._positive = [
+            tuple((leaf, _label(leaf)) for leaf in dict.fromkeys(positive_leaves(w.query)))
+            for w in self.watchlists
+        ]
         self._by_pattern: dict[int, list[int]] = {}
         self._always: list[int] = []
         for index, watchlist in enumerate(self.watchlists):
-            if _may_match_without_terms(watchlist.query):
+            necessary = _necessary(watchlist.query)
+            if necessary is None:
                 self._always.append(index)
-            for term in _terms(watchlist.query):
+                continue
+            for term in necessary:
                 listed = self._by_pattern.setdefault(self._patterns[term.key].id, [])
                 if not listed or listed[-1] != index:
                     listed.append(index)
@@ -143,17 +152,13 @@ class Matcher:
         for per_field in scan.found.values():
             for pattern_id in per_field:
                 candidates.update(self._by_pattern.get(pattern_id, ()))
-        return [
-            self._explain(self.watchlists[i], scan, raw) for i in sorted(candidates) if self._tests[i](scan)
-        ]
+        return [self._explain(i, scan, raw) for i in sorted(candidates) if self._tests[i](scan)]
 
     def _scan(self, raw: Mapping[str, str]) -> _Scan:
         texts = {name: normalise(raw.get(name, "")) for name in self._fields}
         scan = _Scan({**dict.fromkeys(FIELDS, ""), **texts})
-        if not self._patterns:
-            return scan
         for name, text in texts.items():
-            if not text:
+            if not text or not self._patterns:
                 continue
             padded = f" {text} "
             found: dict[int, list[int]] = {}
@@ -165,13 +170,16 @@ class Matcher:
                         found.setdefault(pattern.id, []).append(end - pattern.key_length + 1)
             if found:
                 scan.found[name] = found
+        scan.ids = [set().union(*(scan.found.get(name, ()) for name in combo)) for combo in self._combos]
         return scan
+
+    def _combo(self, fields: tuple[str, ...]) -> int:
+        return self._combos.setdefault(fields, len(self._combos))
 
     def _compile(self, node: Node) -> Test:
         match node:
             case Term(fields=fields):
-                pattern_id = self._patterns[node.key].id
-                return lambda scan: any(pattern_id in scan.found.get(name, ()) for name in fields)
+                return _found_any(frozenset([self._patterns[node.key].id]), self._combo(fields))
             case Regex(pattern, fields):
                 compiled = compile_regex(pattern)
                 return lambda scan: any(compiled.search(scan.texts[name]) for name in fields)
@@ -179,13 +187,21 @@ class Matcher:
                 inner = self._compile(child)
                 return lambda scan: not inner(scan)
             case And(children):
-                tests = [self._compile(c) for c in children]
-                return lambda scan: all(t(scan) for t in tests)
+                return _all_of([self._compile(c) for c in children])
             case Or(children):
-                tests = [self._compile(c) for c in children]
-                return lambda scan: any(t(scan) for t in tests)
-            case Near():
-                return lambda scan: bool(self._spans(node, scan))
+                # The terms of an OR that look in the same fields (a term set) are tested at once.
+                ids: dict[int, set[int]] = {}
+                tests: list[Test] = []
+                for child in children:
+                    if isinstance(child, Term):
+                        ids.setdefault(self._combo(child.fields), set()).add(self._patterns[child.key].id)
+                    else:
+                        tests.append(self._compile(child))
+                return _any_of([*(_found_any(frozenset(s), combo) for combo, s in ids.items()), *tests])
+            case Near(left, right):
+                # Both sides found is necessary, and cheap to test; only then compare positions.
+                both = _all_of([self._compile(left), self._compile(right)])
+                return lambda scan: both(scan) and bool(self._spans(node, scan))
             case SetRef(name):
                 raise AssertionError(f"unresolved term set @{name}")
 
@@ -205,12 +221,11 @@ class Matcher:
                 return near_spans(self._spans(left, scan), self._spans(right, scan), distance)
         raise AssertionError(f"not positional: {node}")
 
-    def _explain(self, watchlist: Watchlist, scan: _Scan, raw: Mapping[str, str]) -> Match:
+    def _explain(self, index: int, scan: _Scan, raw: Mapping[str, str]) -> Match:
         """The match, with where each counting term was found in the original text."""
         hits: list[Hit] = []
-        offsets: dict[str, tuple[str, list[int]]] = {}
-        for leaf in dict.fromkeys(positive_leaves(watchlist.query)):
-            label = _label(leaf)
+        offsets = scan.offsets  # shared by the watchlists an item matches
+        for leaf, label in self._positive[index]:
             for name, spans in self._char_spans(leaf, scan).items():
                 if name not in offsets:
                     offsets[name] = normalise_with_offsets(raw.get(name, ""))
@@ -223,7 +238,7 @@ class Matcher:
         best: dict[str, float] = {}
         for hit in hits:
             best[hit.term] = max(best.get(hit.term, 0.0), FIELD_WEIGHTS[hit.field])
-        return Match(watchlist.slug, terms, round(sum(best.values()), 2), tuple(hits))
+        return Match(self.watchlists[index].slug, terms, round(sum(best.values()), 2), tuple(hits))
 
     def _char_spans(self, leaf: Term | Regex, scan: _Scan) -> dict[str, list[tuple[int, int]]]:
         """Character spans of a leaf in each field's normalised text."""
@@ -245,6 +260,41 @@ class Matcher:
                     end = len(text) if space < 0 else space
                 result.setdefault(name, []).append((start, end))
         return result
+
+
+def _found_any(ids: frozenset[int], combo: int) -> Test:
+    """Whether any of these patterns was found in the fields of field combination `combo`."""
+    if len(ids) == 1:
+        (only,) = ids
+        return lambda scan: only in scan.ids[combo]
+    return lambda scan: not ids.isdisjoint(scan.ids[combo])
+
+
+# AND and OR of two or three tests, the common sizes, without a generator per call.
+def _all_of(tests: list[Test]) -> Test:
+    match tests:
+        case [one]:
+            return one
+        case [a, b]:
+            return lambda scan: a(scan) and b(scan)
+        case [a, b, c]:
+            return lambda scan: a(scan) and b(scan) and c(scan)
+        case [a, b, c, d]:
+            return lambda scan: a(scan) and b(scan) and c(scan) and d(scan)
+    return lambda scan: all(each(scan) for each in tests)
+
+
+def _any_of(tests: list[Test]) -> Test:
+    match tests:
+        case [one]:
+            return one
+        case [a, b]:
+            return lambda scan: a(scan) or b(scan)
+        case [a, b, c]:
+            return lambda scan: a(scan) or b(scan) or c(scan)
+        case [a, b, c, d]:
+            return lambda scan: a(scan) or b(scan) or c(scan) or d(scan)
+    return lambda scan: any(each(scan) for each in tests)
 
 
 def _automaton_key(term: Term) -> tuple[str, re.Pattern[str] | None]:
@@ -273,17 +323,28 @@ def _label(leaf: Term | Regex) -> str:
     return f'"{leaf.text}"' if " " in leaf.text else leaf.text
 
 
-def _may_match_without_terms(node: Node) -> bool:
-    """Whether the query could be true of an item in which no term was found (conservative)."""
+def _necessary(node: Node) -> list[Term] | None:
+    """Terms one of which is found in every item the query matches; None if there are none.
+
+    A watchlist is evaluated only for items in which one of these was found, so the smallest
+    such group is chosen: of an AND (or NEAR), the conjunct with the fewest terms. None when the
+    query could match with no term found (NOT, regexes): such a watchlist is always evaluated.
+    """
     match node:
         case Term():
-            return False
-        case Regex() | Not():
-            return True
+            return [node]
         case And(children):
-            return all(_may_match_without_terms(c) for c in children)
-        case Or(children):
-            return any(_may_match_without_terms(c) for c in children)
+            options = [terms for c in children if (terms := _necessary(c)) is not None]
+            return min(options, key=len) if options else None
         case Near(left, right, _):
-            return _may_match_without_terms(left) and _may_match_without_terms(right)
-    return True
+            options = [terms for c in (left, right) if (terms := _necessary(c)) is not None]
+            return min(options, key=len) if options else None
+        case Or(children):
+            union: list[Term] = []
+            for child in children:
+                terms = _necessary(child)
+                if terms is None:
+                    return None
+                union.extend(terms)
+            return union
+    return None

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.bench_matcher` (or `make bench`); results in bench/RESULTS.md."""
