@@ -35,7 +35,8 @@ def canonical_link(url: str) -> str:
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
         if not k.lower().startswith("utm_") and k.lower() not in _TRACKING_PARAMS
     )
-    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+    # Dropping the fragment can leave trailing spaces ("0 #"): strip again, or a second pass differs.
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), "")).strip()
 
 
 def content_hash(*parts: str) -> str:
