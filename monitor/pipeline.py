@@ -169,7 +169,7 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
         items = unique_by_key(items)
         known = rt.store.known_items(feed.name, [i.key for i in items])
         new_items = [i for i in items if i.key not in known]
-        matched = await asyncio.to_thread(lambda: [(i, rt.matcher.match(i)) for i in new_items])
+        matched = await asyncio.to_thread(lambda: [(i, rt.matcher.match(i, spans=False)) for i in new_items])
         by_slug = {w.slug: w for w in rt.watchlists}
         channels = list(rt.notifiers)
         alerts = [a for item, matches in matched for a in plan_alerts(item, matches, by_slug, channels, now)]

@@ -118,7 +118,7 @@ class Scores:
 def score(matcher: Matcher, corpus: Sequence[SampleItem]) -> list[Scores]:
     """Precision and recall of each watchlist against the corpus labels (unlabelled items skipped)."""
     labelled = [sample for sample in corpus if sample.labels is not None]
-    matched = [{m.watchlist: m for m in matcher.match(sample.item)} for sample in labelled]
+    matched = [{m.watchlist: m for m in matcher.match(sample.item, spans=False)} for sample in labelled]
     results = []
     for watchlist in matcher.watchlists:
         slug = watchlist.slug
@@ -163,7 +163,7 @@ def backtest(matcher: Matcher, slug: str, stored: Sequence[StoredItem]) -> Backt
     counts: dict[date, Counter[str]] = {}
     now_total = 0
     for row in stored:
-        match = next((m for m in matcher.match(row.item) if m.watchlist == slug), None)
+        match = next((m for m in matcher.match(row.item, spans=False) if m.watchlist == slug), None)
         day = counts.setdefault(row.first_seen.date(), Counter())
         day["items"] += 1
         day["then"] += row.matched_then

@@ -142,17 +142,21 @@ class Matcher:
         used = {name for w in self.watchlists for leaf in leaves(w.query) for name in leaf.fields}
         self._fields = tuple(name for name in FIELDS if name in used)
 
-    def match(self, item: Item) -> list[Match]:
-        """The watchlists `item` satisfies, in watchlist order, each with its terms and hits."""
-        return self.match_fields(item_fields(item))
+    def match(self, item: Item, *, spans: bool = True) -> list[Match]:
+        """The watchlists `item` satisfies, in watchlist order, each with its terms and score.
 
-    def match_fields(self, raw: Mapping[str, str]) -> list[Match]:
+        With `spans`, each match also lists its hits located in the original text; that mapping
+        costs more than the matching itself, so callers that need only terms turn it off.
+        """
+        return self.match_fields(item_fields(item), spans=spans)
+
+    def match_fields(self, raw: Mapping[str, str], *, spans: bool = True) -> list[Match]:
         scan = self._scan(raw)
         candidates = set(self._always)
         for per_field in scan.found.values():
             for pattern_id in per_field:
                 candidates.update(self._by_pattern.get(pattern_id, ()))
-        return [self._explain(i, scan, raw) for i in sorted(candidates) if self._tests[i](scan)]
+        return [self._explain(i, scan, raw, spans) for i in sorted(candidates) if self._tests[i](scan)]
 
     def _scan(self, raw: Mapping[str, str]) -> _Scan:
         texts = {name: normalise(raw.get(name, "")) for name in self._fields}
@@ -221,24 +225,33 @@ class Matcher:
                 return near_spans(self._spans(left, scan), self._spans(right, scan), distance)
         raise AssertionError(f"not positional: {node}")
 
-    def _explain(self, index: int, scan: _Scan, raw: Mapping[str, str]) -> Match:
-        """The match, with where each counting term was found in the original text."""
-        hits: list[Hit] = []
-        offsets = scan.offsets  # shared by the watchlists an item matches
-        for leaf, label in self._positive[index]:
-            for name, spans in self._char_spans(leaf, scan).items():
-                if name not in offsets:
-                    offsets[name] = normalise_with_offsets(raw.get(name, ""))
-                text, origins = offsets[name]
-                if text != scan.texts[name]:
-                    continue  # the two normalisers disagree on this text: no span beats a wrong one
-                hits.extend(Hit(label, name, origins[s], origins[e - 1] + 1) for s, e in spans)
-        hits.sort(key=lambda hit: (FIELDS.index(hit.field), hit.start, hit.end))
-        terms = tuple(dict.fromkeys(hit.term for hit in hits))
+    def _explain(self, index: int, scan: _Scan, raw: Mapping[str, str], spans: bool) -> Match:
+        """The match: the counting terms in reading order, the score, and (with `spans`) the hits."""
+        found = sorted(
+            (FIELDS.index(name), start, end, label)
+            for leaf, label in self._positive[index]
+            for name, char_spans in self._char_spans(leaf, scan).items()
+            for start, end in char_spans
+        )
+        terms = tuple(dict.fromkeys(label for *_, label in found))
         best: dict[str, float] = {}
-        for hit in hits:
-            best[hit.term] = max(best.get(hit.term, 0.0), FIELD_WEIGHTS[hit.field])
-        return Match(self.watchlists[index].slug, terms, round(sum(best.values()), 2), tuple(hits))
+        for field_index, _, _, label in found:
+            best[label] = max(best.get(label, 0.0), FIELD_WEIGHTS[FIELDS[field_index]])
+        hits = tuple(self._located(found, scan, raw)) if spans else ()
+        return Match(self.watchlists[index].slug, terms, round(sum(best.values()), 2), hits)
+
+    def _located(
+        self, found: Iterable[tuple[int, int, int, str]], scan: _Scan, raw: Mapping[str, str]
+    ) -> Iterable[Hit]:
+        """Hits in normalised text mapped to the original text, each field mapped once per item."""
+        offsets = scan.offsets  # shared by the watchlists an item matches
+        for field_index, start, end, label in found:
+            name = FIELDS[field_index]
+            if name not in offsets:
+                offsets[name] = normalise_with_offsets(raw.get(name, ""))
+            text, origins = offsets[name]
+            if text == scan.texts[name]:  # if the normalisers disagreed, no span beats a wrong one
+                yield Hit(label, name, origins[start], origins[end - 1] + 1)
 
     def _char_spans(self, leaf: Term | Regex, scan: _Scan) -> dict[str, list[tuple[int, int]]]:
         """Character spans of a leaf in each field's normalised text."""
@@ -270,17 +283,13 @@ def _found_any(ids: frozenset[int], combo: int) -> Test:
     return lambda scan: not ids.isdisjoint(scan.ids[combo])
 
 
-# AND and OR of two or three tests, the common sizes, without a generator per call.
+# AND and OR of one or two tests, the common sizes, without a generator per call.
 def _all_of(tests: list[Test]) -> Test:
     match tests:
         case [one]:
             return one
         case [a, b]:
             return lambda scan: a(scan) and b(scan)
-        case [a, b, c]:
-            return lambda scan: a(scan) and b(scan) and c(scan)
-        case [a, b, c, d]:
-            return lambda scan: a(scan) and b(scan) and c(scan) and d(scan)
     return lambda scan: all(each(scan) for each in tests)
 
 
@@ -290,10 +299,6 @@ def _any_of(tests: list[Test]) -> Test:
             return one
         case [a, b]:
             return lambda scan: a(scan) or b(scan)
-        case [a, b, c]:
-            return lambda scan: a(scan) or b(scan) or c(scan)
-        case [a, b, c, d]:
-            return lambda scan: a(scan) or b(scan) or c(scan) or d(scan)
     return lambda scan: any(each(scan) for each in tests)
 
 
