@@ -19,12 +19,14 @@ import click
 
 from monitor import __version__
 from monitor.app import load_checked_watchlists, open_runtime
-from monitor.config import DEFAULT_CONFIG, Settings, load_settings
+from monitor.config import DEFAULT_CONFIG, Settings, load_settings, parse_duration
 from monitor.errors import ConfigErrors, MonitorError
 from monitor.pipeline import run_cycle
 from monitor.store import Store
+from monitor.stories import PairScores
 from monitor.tuning import (
     DEFAULT_CORPUS,
+    DEFAULT_STORY_CORPUS,
     SampleItem,
     backtest,
     read_items,
@@ -32,6 +34,7 @@ from monitor.tuning import (
     render_trace,
     score,
     scores_json,
+    story_scores,
 )
 from monitor.types import Match
 from monitor.watchlists import Matcher, Watchlist, load_watchlists
@@ -435,6 +438,81 @@ def eval_command(
                 for miss in misses:
                     terms = f"  [{', '.join(miss.terms)}]" if miss.terms else ""
                     click.echo(f"  {miss.id}  {miss.title}{terms}")
+
+
+@cli.command("eval-stories")
+@click.option(
+    "--corpus",
+    "corpus_paths",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=f"JSON Lines with `story` (and `family`) per item; repeatable. Default: {DEFAULT_STORY_CORPUS}.",
+)
+@click.option("--window", default="72h", show_default=True, help="Story window, as in config.")
+@click.option("--json", "as_json", is_flag=True, help="Scores as one JSON object.")
+def eval_stories_command(corpus_paths: tuple[Path, ...], window: str, as_json: bool) -> None:
+    """Pairing precision and recall of story grouping on a labelled corpus, against the shingle baseline."""
+    seconds = parse_duration(window)
+    if seconds is None:
+        raise click.BadParameter(f"{window!r} is not a duration", param_hint="--window")
+    paths = corpus_paths or (DEFAULT_STORY_CORPUS,)
+    results = {}
+    for path in paths:
+        samples = _read_samples([path])
+        results[str(path)] = {
+            method: story_scores(samples, timedelta(seconds=seconds), shingles=method == "shingles")
+            for method in ("salient", "shingles")
+        }
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    name: {method: _pair_json(r) for method, r in by_method.items()}
+                    for name, by_method in results.items()
+                }
+            )
+        )
+        return
+    click.echo(f"  {'corpus':<40} {'method':<9} {'precision':>9} {'recall':>7} {'wrong merges':>18}")
+    for name, by_method in results.items():
+        for method, r in by_method.items():
+            merges = f"{r.wrong_merges}/{r.hard_negatives}"
+            click.echo(f"  {name:<40} {method:<9} {r.precision:>9.3f} {r.recall:>7.3f} {merges:>18}")
+
+
+def _pair_json(r: PairScores) -> dict[str, float | int]:
+    return {
+        "precision": round(r.precision, 4),
+        "recall": round(r.recall, 4),
+        "true_pairs": r.true_pairs,
+        "pairs_found": r.found,
+        "correct_pairs": r.correct,
+        "hard_negative_pairs": r.hard_negatives,
+        "wrong_merges": r.wrong_merges,
+    }
+
+
+@cli.command("stories")
+@click.option("--since", default="3d", show_default=True, help="How far back, as a duration.")
+@click.option("--min-outlets", default=2, show_default=True, help="Only stories carried by this many outlets.")
+@config_option
+def stories_command(since: str, min_outlets: int, config_path: Path) -> None:
+    """Recent stories and the outlets carrying each: how copies were grouped."""
+    seconds = parse_duration(since)
+    if seconds is None:
+        raise click.BadParameter(f"{since!r} is not a duration", param_hint="--since")
+    store = _open_store(_settings(config_path))
+    try:
+        stories = store.recent_stories(datetime.now(UTC) - timedelta(seconds=seconds), min_outlets)
+    finally:
+        store.close()
+    if not stories:
+        click.echo(f"no story carried by {min_outlets} or more outlets in the last {since}")
+    for story_id, items in stories:
+        outlets = list(dict.fromkeys(i.outlet or i.feed for i in items))
+        click.echo(f"story {story_id}: {len(items)} items, {len(outlets)} outlets ({', '.join(outlets)})")
+        for item in items:
+            click.echo(f"  {item.published:%Y-%m-%d %H:%M}  {item.outlet or item.feed}: {item.title}")
 
 
 def _open_store(settings: Settings) -> Store:

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from monitor import USER_AGENT
+from monitor.dedup import Identity
 from monitor.errors import ConfigError, ConfigErrors
 
 T = TypeVar("T")
@@ -43,6 +44,8 @@ class Defaults:
     max_redirects: int = 5
     state_path: Path = Path("state/monitor.db")
     watchlists_dir: Path = Path("watchlists")
+    story_window: float = 72 * 3600.0  # copies published this close together may be one story
+    retention_days: int = 90  # items older than this are pruned; their identities are kept longer
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,8 @@ class FeedConfig:
     url: str  # http(s) URL, file:// URL or absolute path
     interval: float | None = None
     tags: tuple[str, ...] = ()
+    identity: Identity = Identity.GUID
+    outlet: str | None = None  # who publishes it, for "also reported by"; several feeds may share one
 
     @property
     def is_local(self) -> bool:
@@ -152,6 +157,8 @@ def _parse_defaults(t: Table, base: Path) -> Defaults:
         max_redirects=int(t.number("max_redirects", d.max_redirects, minimum=0, maximum=20)),
         state_path=_relative_path(t.string("state_path", None), base, d.state_path),
         watchlists_dir=_relative_path(t.string("watchlists_dir", None), base, d.watchlists_dir),
+        story_window=t.duration("story_window", d.story_window, minimum=0),
+        retention_days=int(t.number("retention_days", d.retention_days, minimum=1, maximum=36500)),
     )
     t.finish()
     return result
@@ -183,8 +190,12 @@ def _parse_feeds(root: Table, base: Path) -> tuple[FeedConfig, ...]:
         seen.add(name)
         interval = t.duration("interval", None, minimum=10)
         tags = tuple(t.strings("tags", []))
+        identity = Identity(t.choice("identity", tuple(Identity), Identity.GUID))
+        outlet = t.string("outlet", None)
         t.finish()
-        feeds.append(FeedConfig(name=name, url=url, interval=interval, tags=tags))
+        feeds.append(
+            FeedConfig(name=name, url=url, interval=interval, tags=tags, identity=identity, outlet=outlet)
+        )
     return tuple(feeds)
 
 

@@ -15,7 +15,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.app import open_runtime
 from monitor.config import FeedConfig, Settings
-from monitor.pipeline import Runtime, deliver_pending, poll_feed, record_cycle
+from monitor.pipeline import Runtime, deliver_pending, poll_feed, prune_if_due, record_cycle
 from monitor.types import CycleReport
 from monitor.watchlists import Matcher
 
@@ -102,6 +102,7 @@ class Daemon:
         report = CycleReport((outcome,), tuple(deliveries), self.rt.store.outbox_counts().get("pending", 0))
         log.info("poll %s: %s", feed.name, report.summary())
         record_cycle(self.rt, report)
+        prune_if_due(self.rt)
 
     def stop(self) -> None:
         self._stop.set()

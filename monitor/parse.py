@@ -10,7 +10,7 @@ from typing import Any
 
 import feedparser
 
-from monitor.dedup import content_hash, item_key
+from monitor.dedup import Identity, content_hash, item_key
 from monitor.errors import ParseError
 from monitor.text import collapse_space, html_to_text
 from monitor.types import Item
@@ -28,6 +28,7 @@ def parse_feed(
     *,
     url: str,
     now: datetime,
+    identity: Identity = Identity.GUID,
 ) -> tuple[list[Item], str | None]:
     """Items of a feed body, and a warning when the feed was malformed but still readable.
 
@@ -45,7 +46,7 @@ def parse_feed(
         reason = f": {_describe(problem)}" if problem else ""
         raise ParseError(feed, f"not an RSS or Atom feed{reason}")
     entries = parsed.entries[:MAX_ITEMS]
-    items = [_item(feed, entry, now) for entry in entries]
+    items = [_item(feed, entry, now, identity) for entry in entries]
     warning = (
         f"malformed feed read leniently: {_describe(problem)}" if parsed.get("bozo") and problem else None
     )
@@ -59,7 +60,7 @@ def _describe(problem: object) -> str:
     return text[:200]
 
 
-def _item(feed: str, entry: Any, now: datetime) -> Item:
+def _item(feed: str, entry: Any, now: datetime, identity: Identity) -> Item:
     title = _truncate(html_to_text(entry.get("title", "")), MAX_TITLE)
     summary_html = entry.get("summary") or ""
     if not summary_html and entry.get("content"):
@@ -71,7 +72,7 @@ def _item(feed: str, entry: Any, now: datetime) -> Item:
     published = _datetime(dict.get(entry, "published_parsed")) or updated or now
     return Item(
         feed=feed,
-        key=item_key(entry.get("id"), link, title, summary),
+        key=item_key(entry.get("id"), link, title, summary, identity),
         title=title or "(untitled)",
         summary=summary,
         link=link,
@@ -80,7 +81,15 @@ def _item(feed: str, entry: Any, now: datetime) -> Item:
         author=collapse_space(entry.get("author", "")) or None,
         tags=tuple(t for t in (collapse_space(tag.get("term") or "") for tag in entry.get("tags", [])) if t),
         fingerprint=content_hash(title, summary),
+        outlet=_outlet(entry),
     )
+
+
+def _outlet(entry: Any) -> str | None:
+    """The publisher an aggregator names in <source> (Google News does), so its items count apart."""
+    source = entry.get("source")
+    title = collapse_space(source.get("title") or "") if isinstance(source, dict) else ""
+    return title[:100] or None
 
 
 def _safe_link(link: object) -> str | None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from monitor.config import FeedConfig, Settings
@@ -24,7 +25,8 @@ from monitor.fetch import Fetcher
 from monitor.notify import Notifier
 from monitor.parse import parse_feed
 from monitor.store import Store
-from monitor.store.sqlite import PollRecord
+from monitor.store.sqlite import Incoming, Known, PollRecord
+from monitor.stories import fingerprint
 from monitor.types import (
     Alert,
     CycleReport,
@@ -32,7 +34,7 @@ from monitor.types import (
     FeedOutcome,
     FetchStatus,
     Item,
-    Match,
+    StoryView,
     Validators,
 )
 from monitor.watchlists import Matcher, Watchlist
@@ -90,18 +92,25 @@ def alert_id(item: Item, watchlist: str, channel: str) -> str:
 
 
 def plan_alerts(
-    item: Item,
-    matches: Sequence[Match],
+    story: StoryView,
     watchlists: Mapping[str, Watchlist],
     channels: Sequence[str],
     now: datetime,
 ) -> list[Alert]:
-    """The alerts owed for one item's matches: one per (watchlist, routed channel)."""
+    """The alerts a story owes: one per (watchlist it matched, routed channel) not already queued.
+
+    A watchlist with `min_sources = N` owes nothing until N distinct outlets carry the story; the
+    alert then says it waited for them. Watchlists deleted since they matched owe nothing.
+    """
     alerts = []
-    for match in matches:
-        watchlist = watchlists[match.watchlist]
+    for slug, (item, terms) in story.matched.items():
+        watchlist = watchlists.get(slug)
+        if watchlist is None or len(story.outlets) < watchlist.min_sources:
+            continue
         routed = channels if watchlist.channels is None else [c for c in watchlist.channels if c in channels]
         for channel in routed:
+            if (slug, channel) in story.alerted:
+                continue
             alerts.append(
                 Alert(
                     id=alert_id(item, watchlist.slug, channel),
@@ -115,8 +124,12 @@ def plan_alerts(
                     summary=item.summary,
                     link=item.link,
                     published=item.published,
-                    terms=match.terms,
+                    terms=terms,
                     created_at=now,
+                    story_id=story.id,
+                    outlet=item.outlet or item.feed,
+                    min_sources=watchlist.min_sources,
+                    sources=story.outlets,
                 )
             )
     return alerts
@@ -128,6 +141,51 @@ def unique_by_key(items: Sequence[Item]) -> list[Item]:
     for item in items:
         seen.setdefault(item.key, item)
     return list(seen.values())
+
+
+# Below this much text, two items with the same text are not assumed to be one item re-keyed:
+# a feed's untitled, empty entries all share the empty fingerprint.
+REKEY_MIN_TEXT = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    new: list[Item]
+    edited: list[Item]  # stored items whose title or summary changed
+    seen_tombstones: list[str]  # keys of pruned items still listed by the feed
+
+
+def triage(items: Sequence[Item], known: Known, story_links: Mapping[str, str | None]) -> Triage:
+    """Which items are news. An unchanged stored item is not; an edited one is stored again but
+    alerts only for watchlists it newly matches; a pruned item coming back, the same text
+    re-published under a new guid, and a copy of a pruned article are not news either.
+    """
+    result = Triage([], [], [])
+    for item in items:
+        stored = known.fingerprints.get(item.key)
+        if stored is not None:
+            if stored != item.fingerprint:
+                result.edited.append(item)
+        elif item.key in known.tombstoned:
+            result.seen_tombstones.append(item.key)
+        elif (
+            item.fingerprint in known.feed_fingerprints
+            and len(item.title) + len(item.summary) >= REKEY_MIN_TEXT
+        ) or story_links.get(item.key) in known.old_links:
+            continue
+        else:
+            result.new.append(item)
+    return result
+
+
+def prepare(item: Item, matcher: Matcher, story_link: str | None) -> Incoming:
+    """The CPU work for one item, done off the event loop: matching and its story fingerprint."""
+    return Incoming(
+        item,
+        matcher.match(item, spans=False),
+        fingerprint(item.title, item.summary, item.published),
+        story_link,
+    )
 
 
 async def poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
@@ -166,22 +224,24 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
         if warning:
             # A feed read only in part must be fetched whole next time, not answered with a 304.
             result = dataclasses.replace(result, validators=Validators())
-        items = unique_by_key(items)
-        known = rt.store.known_items(feed.name, [i.key for i in items])
-        new_items = [i for i in items if i.key not in known]
-        matched = await asyncio.to_thread(lambda: [(i, rt.matcher.match(i, spans=False)) for i in new_items])
-        by_slug = {w.slug: w for w in rt.watchlists}
-        channels = list(rt.notifiers)
-        alerts = [a for item, matches in matched for a in plan_alerts(item, matches, by_slug, channels, now)]
-        queued = rt.store.record_poll(
-            PollRecord(feed.name, feed.url, result, matched, alerts, warning=warning), now
+        outlet = feed.outlet or feed.name
+        items = [i if i.outlet else dataclasses.replace(i, outlet=outlet) for i in unique_by_key(items)]
+        links = {i.key: story_key(i) if i.link else None for i in items}
+        sorted_out = triage(items, rt.store.known(feed.name, items, filter(None, links.values())), links)
+        matcher = rt.matcher
+        incoming = await asyncio.to_thread(
+            lambda: [prepare(i, matcher, links[i.key]) for i in sorted_out.new + sorted_out.edited]
         )
-        if queued < len(alerts):
-            log.info(
-                "feed %s: %d alert(s) already queued or sent for the same story",
-                feed.name,
-                len(alerts) - queued,
-            )
+        by_slug = {w.slug: w for w in matcher.watchlists}
+        planner = functools.partial(plan_alerts, watchlists=by_slug, channels=list(rt.notifiers), now=now)
+        record = PollRecord(
+            feed.name, feed.url, result, incoming, warning=warning, seen_tombstones=sorted_out.seen_tombstones
+        )
+        stored = rt.store.record_poll(
+            record, now, planner, timedelta(seconds=rt.settings.defaults.story_window)
+        )
+        if sorted_out.edited:
+            log.info("feed %s: %d edited item(s) stored again", feed.name, len(sorted_out.edited))
     except StoreError as e:
         log.error("feed %s: not stored: %s", feed.name, e)
         return FeedOutcome(feed.name, FetchStatus.FAILED, error=str(e))
@@ -190,9 +250,9 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
     return FeedOutcome(
         feed.name,
         FetchStatus.OK,
-        new_items=len(new_items),
-        matches=sum(len(m) for _, m in matched),
-        alerts_queued=len(alerts),
+        new_items=stored.new_items,
+        matches=sum(len(i.matches) for i in incoming),
+        alerts_queued=stored.alerts_queued,
     )
 
 
@@ -247,9 +307,32 @@ async def run_cycle(rt: Runtime, feeds: Sequence[FeedConfig] | None = None) -> C
 
     outcomes = await asyncio.gather(*(bounded(f) for f in targets))
     deliveries = await deliver_pending(rt, due_only=False)
+    prune_if_due(rt)
     report = CycleReport(tuple(outcomes), tuple(deliveries), rt.store.outbox_counts().get("pending", 0))
     record_cycle(rt, report)
     return report
+
+
+PRUNE_EVERY = timedelta(hours=1)
+
+
+def prune_if_due(rt: Runtime) -> None:
+    """Apply `retention_days`, at most once an hour: pruning is cheap, but not free at every cycle."""
+    now = rt.clock()
+    try:
+        last = rt.store.get_meta("last_prune_at")
+        if last and now - datetime.fromisoformat(last) < PRUNE_EVERY:
+            return
+        defaults = rt.settings.defaults
+        report = rt.store.prune(
+            now, timedelta(days=defaults.retention_days), timedelta(seconds=defaults.story_window)
+        )
+        rt.store.set_meta("last_prune_at", now.isoformat())
+    except StoreError as e:
+        log.error("cannot prune old items: %s", e)
+        return
+    if report.items or report.tombstones:
+        log.info("%s", report.summary())
 
 
 def record_cycle(rt: Runtime, report: CycleReport) -> None:

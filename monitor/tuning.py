@@ -9,12 +9,14 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from monitor.dedup import content_hash
+from monitor.dedup import canonical_link, content_hash
 from monitor.errors import ParseError
 from monitor.parse import parse_feed
+from monitor.stories import PairScores, fingerprint, group, score_pairs
+from monitor.text import normalise
 from monitor.types import Hit, Item, Match, StoredItem
 from monitor.watchlists import Matcher
 from monitor.watchlists.model import And, Near, Not, Or, Regex, Term, describe
@@ -28,6 +30,8 @@ class SampleItem:
     id: str
     item: Item
     labels: frozenset[str] | None = None
+    story: str | None = None  # story corpora: which event the item reports
+    family: str | None = None  # ... and which family of look-alike events it belongs to
 
 
 def read_items(path: Path, now: datetime | None = None) -> list[SampleItem]:
@@ -79,8 +83,57 @@ def _json_item(path: Path, number: int, line: str, now: datetime) -> SampleItem:
     given_id = raw.get("id")
     key = str(given_id) if given_id not in (None, "") else link or content_hash(title, summary)
     source = raw["source"] if isinstance(raw.get("source"), str) else path.stem
-    item = Item(feed=source, key=key, title=title, summary=summary, link=link, published=published)
-    return SampleItem(key, item, None if labels is None else frozenset(labels))
+    outlet = raw["outlet"] if isinstance(raw.get("outlet"), str) else None
+    item = Item(
+        feed=outlet or source,
+        key=key,
+        title=title,
+        summary=summary,
+        link=link,
+        published=published,
+        outlet=outlet,
+    )
+    story, family = (str(raw[k]) if raw.get(k) is not None else None for k in ("story", "family"))
+    return SampleItem(key, item, None if labels is None else frozenset(labels), story, family)
+
+
+def story_scores(samples: Sequence[SampleItem], window: timedelta, *, shingles: bool = False) -> PairScores:
+    """Pairing precision and recall of the story grouping on a labelled story corpus.
+
+    `shingles` scores the word-shingle baseline instead (what MinHash estimates), for comparison.
+    """
+    labelled = [s for s in samples if s.story]
+    items = [s.item for s in labelled]
+    if shingles:
+        groups = shingle_groups(items, window)
+    else:
+        fingerprints = [fingerprint(i.title, i.summary, i.published) for i in items]
+        groups = group(fingerprints, window, [canonical_link(i.link) if i.link else None for i in items])
+    return score_pairs(
+        [s.story or "" for s in labelled], [s.family or s.story or "" for s in labelled], groups
+    )
+
+
+DEFAULT_STORY_CORPUS = Path("tests/corpus/stories.jsonl")
+SHINGLE = 3
+SHINGLE_THRESHOLD = 0.5
+
+
+def shingle_groups(items: Sequence[Item], window: timedelta) -> list[int]:
+    """The baseline: items whose word 3-shingles have a Jaccard similarity of 0.5 or more, linked."""
+    sets = []
+    for item in items:
+        words = normalise(f"{item.title} {item.summary}").split()
+        sets.append({tuple(words[i : i + SHINGLE]) for i in range(max(1, len(words) - SHINGLE + 1))})
+    parent = list(range(len(items)))
+    for i in range(len(items)):
+        for j in range(i):
+            union = len(sets[i] | sets[j])
+            close = abs(items[i].published - items[j].published) <= window
+            if close and union and len(sets[i] & sets[j]) / union >= SHINGLE_THRESHOLD:
+                a, b = parent[i], parent[j]
+                parent = [min(a, b) if p in (a, b) else p for p in parent]
+    return parent
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ class Item:
     author: str | None = None
     tags: tuple[str, ...] = ()
     fingerprint: str = ""  # hash of title and summary, to tell an edited item from an unchanged one
+    outlet: str | None = None  # the publisher: from <source>, else the feed's `outlet`, else its name
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,27 @@ class Alert:
     published: datetime
     terms: tuple[str, ...]
     created_at: datetime
+    story_id: int | None = None
+    outlet: str = ""  # who published the item the alert shows
+    min_sources: int = 1  # the watchlist waited for this many outlets (corroboration)
+    # Every outlet carrying the story, in the order they arrived; read when the alert is delivered,
+    # so copies that arrived while it waited are listed too.
+    sources: tuple[str, ...] = ()
+
+    @property
+    def also_reported_by(self) -> tuple[str, ...]:
+        return tuple(s for s in self.sources if s != self.outlet)
+
+
+@dataclass(frozen=True, slots=True)
+class StoryView:
+    """What planning a story's alerts needs, read from the store inside the poll's transaction."""
+
+    id: int
+    outlets: tuple[str, ...]  # distinct, in arrival order
+    # watchlist slug -> the earliest item of the story that matched it, and the terms it matched
+    matched: Mapping[str, tuple[Item, tuple[str, ...]]]
+    alerted: frozenset[tuple[str, str]]  # (watchlist, channel) pairs already queued for this story
 
 
 class FetchStatus(enum.StrEnum):

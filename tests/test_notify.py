@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 import io
 import json
@@ -262,11 +263,39 @@ def test_webhook_payload_shape():
             "summary": "Pakistan's ambassador resumed duties.",
             "link": "https://wire.example/1",
             "source": "wire",
+            "outlet": "wire",
             "published": "2024-01-29T10:05:00+00:00",
         },
         "terms": ["ambassador*", "return*"],
+        "story": {"id": None, "sources": ["wire"], "min_sources": 1},
     }
     assert json.loads(json.dumps(payload)) == payload
+
+
+def test_webhook_payload_lists_the_story_sources():
+    """A story carried by several outlets lists them all, the alert's own outlet first."""
+    alert = dataclasses.replace(
+        make_alert(), story_id=7, outlet="Dawn", sources=("Dawn", "Al Jazeera", "BBC"), min_sources=2
+    )
+    payload = webhook_payload(alert)
+    assert payload["item"]["outlet"] == "Dawn"
+    assert payload["story"] == {"id": 7, "sources": ["Dawn", "Al Jazeera", "BBC"], "min_sources": 2}
+
+
+def test_every_channel_says_who_else_reported_the_story():
+    """Console, Slack and email show "also reported by ..." and the corroboration wait."""
+    alert = dataclasses.replace(
+        make_alert(),
+        outlet="Dawn",
+        sources=("Dawn", "Al Jazeera", "BBC", "Reuters", "<!channel>"),
+        min_sources=3,
+    )
+    expected = "Held until 3 outlets carried it; also reported by Al Jazeera, BBC and 2 more"
+    assert expected in format_alert(alert)
+    context = slack_message(alert)["blocks"][-1]["elements"][0]["text"]
+    assert expected in context
+    text = build_message([alert], OPTIONS).get_body(("plain",)).get_content()
+    assert expected in text
 
 
 def webhook_deliver(

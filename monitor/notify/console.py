@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from monitor.notify.base import deliver_each
+from monitor.stories import corroboration_note
 from monitor.types import Alert, DeliveryOutcome
 
 
@@ -14,9 +15,12 @@ def format_alert(alert: Alert) -> str:
     when = alert.published.strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"[{alert.severity.label.upper()}] {alert.watchlist_name}: {alert.title}",
-        f"  {alert.feed} · {when}" + (f" · {alert.link}" if alert.link else ""),
+        f"  {alert.outlet or alert.feed} · {when}" + (f" · {alert.link}" if alert.link else ""),
         f"  matched: {', '.join(alert.terms)}",
     ]
+    note = corroboration_note(alert.sources, alert.outlet or alert.feed, alert.min_sources)
+    if note:
+        lines.append(f"  {note}")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ import jinja2
 
 from monitor.config import ChannelConfig, EmailOptions
 from monitor.errors import DeliveryError
+from monitor.stories import corroboration_note
 from monitor.types import Alert, DeliveryOutcome
 
 _TEMPLATES = jinja2.Environment(
@@ -26,6 +27,9 @@ _TEMPLATES = jinja2.Environment(
     lstrip_blocks=True,
 )
 SMTP_TIMEOUT = 30
+_TEMPLATES.globals["corroboration"] = lambda alert: corroboration_note(
+    alert.sources, alert.outlet or alert.feed, alert.min_sources
+)
 
 
 def subject(alerts: Sequence[Alert]) -> str:

@@ -10,6 +10,7 @@ import httpx
 from monitor.config import ChannelConfig, SlackOptions
 from monitor.errors import DeliveryError
 from monitor.notify.base import deliver_each, http_failure
+from monitor.stories import corroboration_note
 from monitor.types import Alert, DeliveryOutcome
 
 HEADER_LIMIT = 150
@@ -54,9 +55,12 @@ def slack_message(alert: Alert) -> dict[str, Any]:
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": _cut(escape(alert.summary), 600)}}
         )
-    context = f"{escape(alert.feed)} · {when} · severity {alert.severity.label} · matched: " + escape(
+    context = f"{escape(alert.outlet or alert.feed)} · {when} · severity {alert.severity.label} · matched: " + escape(
         ", ".join(alert.terms)
     )
+    note = corroboration_note(alert.sources, alert.outlet or alert.feed, alert.min_sources)
+    if note:
+        context += " · " + escape(note)
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(context, TEXT_LIMIT)}]})
     # `text` is the notification fallback, and Slack reads it as mrkdwn too: escaped like the blocks.
     return {"text": _cut(escape(f"{alert.watchlist_name}: {alert.title}"), TEXT_LIMIT), "blocks": blocks}

@@ -32,9 +32,15 @@ def webhook_payload(alert: Alert) -> dict[str, Any]:
             "summary": alert.summary,
             "link": alert.link,
             "source": alert.feed,
+            "outlet": alert.outlet or alert.feed,
             "published": alert.published.isoformat(),
         },
         "terms": list(alert.terms),
+        "story": {
+            "id": alert.story_id,
+            "sources": list(alert.sources or (alert.outlet or alert.feed,)),
+            "min_sources": alert.min_sources,
+        },
     }
 
 

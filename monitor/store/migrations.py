@@ -66,4 +66,55 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX items_first_seen ON items (first_seen);
     """,
+    # 3: stories. Each item belongs to one; items of one story share alerts. `story_tokens` indexes
+    # the salient tokens of recent items (see monitor.stories) for near-duplicate lookups;
+    # `story_alerts` remembers which (story, watchlist, channel) already has its alert; tombstones
+    # keep the identity of pruned items so an old item coming back is not news.
+    """
+    ALTER TABLE items ADD COLUMN story_id INTEGER;
+    ALTER TABLE items ADD COLUMN outlet TEXT;
+    ALTER TABLE items ADD COLUMN story_link TEXT;
+    ALTER TABLE items ADD COLUMN token_weight REAL NOT NULL DEFAULT 0;
+    CREATE TABLE stories (
+        id INTEGER PRIMARY KEY,
+        first_seen TEXT NOT NULL
+    );
+    INSERT INTO stories (id, first_seen) SELECT id, first_seen FROM items;
+    UPDATE items SET story_id = id, outlet = feed;
+    CREATE INDEX items_story ON items (story_id);
+    CREATE INDEX items_story_link ON items (story_link) WHERE story_link IS NOT NULL;
+    CREATE INDEX items_fingerprint ON items (feed, fingerprint);
+    CREATE TABLE story_tokens (
+        token INTEGER NOT NULL,
+        published INTEGER NOT NULL,
+        item_id INTEGER NOT NULL,
+        weight REAL NOT NULL,
+        PRIMARY KEY (token, published, item_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX story_tokens_item ON story_tokens (item_id);
+    CREATE INDEX story_tokens_published ON story_tokens (published);
+    CREATE TABLE story_alerts (
+        story_id INTEGER NOT NULL,
+        watchlist TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        alert_id TEXT NOT NULL,
+        PRIMARY KEY (story_id, watchlist, channel)
+    );
+    INSERT OR IGNORE INTO story_alerts (story_id, watchlist, channel, alert_id)
+        SELECT i.id, o.watchlist, o.channel, o.id
+        FROM outbox o JOIN items i ON i.feed = o.feed AND i.key = o.item_key;
+    ALTER TABLE outbox ADD COLUMN story_id INTEGER;
+    CREATE TABLE tombstones (
+        feed TEXT NOT NULL,
+        key TEXT NOT NULL,
+        story_link TEXT,
+        fingerprint TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        PRIMARY KEY (feed, key)
+    );
+    CREATE INDEX tombstones_fingerprint ON tombstones (feed, fingerprint);
+    CREATE INDEX tombstones_story_link ON tombstones (story_link) WHERE story_link IS NOT NULL;
+    CREATE INDEX tombstones_seen ON tombstones (seen_at);
+    CREATE INDEX outbox_story ON outbox (story_id);
+    """,
 )

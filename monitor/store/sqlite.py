@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,18 @@ import sqlite_utils
 
 from monitor.errors import StoreError
 from monitor.store.migrations import MIGRATIONS
-from monitor.types import Alert, DeliveryOutcome, FetchResult, Item, Match, Severity, StoredItem, Validators
+from monitor.stories import Fingerprint, same_story
+from monitor.types import (
+    Alert,
+    DeliveryOutcome,
+    FetchResult,
+    Item,
+    Match,
+    Severity,
+    StoredItem,
+    StoryView,
+    Validators,
+)
 
 # Delay before each retry of an alert whose delivery failed temporarily (then every 12 hours).
 RETRY_DELAYS = (30, 120, 600, 3600, 6 * 3600, 12 * 3600)
@@ -34,15 +46,61 @@ class FeedRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Incoming:
+    """An item to store (new, or an edit of a stored one) with what was computed from it."""
+
+    item: Item
+    matches: Sequence[Match]
+    fingerprint: Fingerprint
+    story_link: str | None  # items with the same story link are one story, whatever their text
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the store already knows of a feed's items, to tell new ones from the rest."""
+
+    fingerprints: Mapping[str, str]  # key -> fingerprint of each stored item
+    tombstoned: frozenset[str]  # keys of items pruned but remembered
+    feed_fingerprints: frozenset[str]  # text fingerprints of the feed's stored and pruned items
+    old_links: frozenset[str]  # story links of pruned items, from any feed
+
+
+# Plans a story's alerts from what the store knows of it; called inside the poll's transaction.
+Planner = Callable[[StoryView], Sequence[Alert]]
+
+
+@dataclass(frozen=True, slots=True)
 class PollRecord:
     """Everything one successful poll of one feed writes, applied atomically."""
 
     feed: str
     url: str
     result: FetchResult
-    items: Sequence[tuple[Item, Sequence[Match]]]
-    alerts: Sequence[Alert]
+    items: Sequence[Incoming]  # new items, and stored items whose text changed
     warning: str | None = None
+    seen_tombstones: Sequence[str] = ()  # keys of pruned items the feed still lists
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    items: int
+    stories: int
+    alerts: int
+    tokens: int
+    tombstones: int
+
+    def summary(self) -> str:
+        return (
+            f"pruned {self.items} items, {self.stories} stories, {self.alerts} delivered alerts, "
+            f"{self.tokens} story index rows and {self.tombstones} expired tombstones"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PollSummary:
+    new_items: int
+    updated_items: int
+    alerts_queued: int
 
 
 class Store:
@@ -111,19 +169,40 @@ class Store:
         ).fetchall()
         return [FeedRow(r[0], r[1], _dt(r[2]), _dt(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
 
-    def known_items(self, feed: str, keys: Iterable[str]) -> dict[str, str]:
-        """key -> fingerprint for the given keys already stored for `feed`."""
-        known: dict[str, str] = {}
-        batch = list(keys)
-        for start in range(0, len(batch), 500):  # stay under SQLite's bound-parameter limit
-            chunk = batch[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, fingerprint in self.db.execute(
-                f"SELECT key, fingerprint FROM items WHERE feed = ? AND key IN ({marks})",  # noqa: S608
-                [feed, *chunk],
-            ):
-                known[key] = fingerprint
-        return known
+    def known(self, feed: str, items: Sequence[Item], story_links: Iterable[str]) -> Known:
+        """What is already known of these items of `feed`: stored, pruned, or re-keyed copies."""
+        keys = [i.key for i in items]
+        fingerprints = [i.fingerprint for i in items]
+        stored = dict(
+            self._in("SELECT key, fingerprint FROM items WHERE feed = ? AND key IN ({})", [feed], keys)
+        )
+        tombstoned = {
+            k for (k,) in self._in("SELECT key FROM tombstones WHERE feed = ? AND key IN ({})", [feed], keys)
+        }
+        same_text = {
+            f
+            for table in ("items", "tombstones")
+            for (f,) in self._in(
+                f"SELECT fingerprint FROM {table} WHERE feed = ? AND fingerprint IN ({{}})",  # noqa: S608
+                [feed],
+                fingerprints,
+            )
+        }
+        old_links = {
+            link
+            for (link,) in self._in(
+                "SELECT story_link FROM tombstones WHERE story_link IN ({})", [], list(story_links)
+            )
+        }
+        return Known(stored, frozenset(tombstoned), frozenset(same_text), frozenset(old_links))
+
+    def _in(
+        self, query: str, params: Sequence[object], values: Sequence[object]
+    ) -> Iterator[tuple[Any, ...]]:
+        """Run `query` with its `IN ({})` filled by `values`, in batches under SQLite's parameter limit."""
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            yield from self.db.execute(query.format(",".join("?" * len(chunk))), [*params, *chunk])
 
     def stored_items(self, since: datetime, watchlist: str) -> list[StoredItem]:
         """Items first seen since `since`, oldest first, each marked if `watchlist` matched it then."""
@@ -133,7 +212,7 @@ class Store:
         )
         rows = self.db.execute(query, [watchlist, _iso(since)]).fetchall()
         return [
-            StoredItem(row[0], _item(row), datetime.fromisoformat(row[10]), bool(row[12])) for row in rows
+            StoredItem(row[0], _item(row), datetime.fromisoformat(row[10]), bool(row[13])) for row in rows
         ]
 
     def stored_item(self, item_id: int) -> Item | None:
@@ -141,56 +220,32 @@ class Store:
         row = self.db.execute(query, [item_id]).fetchone()
         return _item(row) if row else None
 
-    def record_poll(self, record: PollRecord, now: datetime) -> int:
-        """Store new items, their matches and alerts, and the feed's validators: all or nothing.
+    def record_poll(self, record: PollRecord, now: datetime, plan: Planner, window: timedelta) -> PollSummary:
+        """Store new and edited items, their matches, stories and alerts, and the feed's validators.
 
-        Validators are saved with the items they vouch for, so a crash can never leave a feed
-        marked "not modified" whose items were not stored. Returns how many alerts were queued:
-        fewer than given when the same story's alert is already in the outbox.
+        All or nothing. Validators are saved with the items they vouch for, so a crash can never
+        leave a feed marked "not modified" whose items were not stored. Each item joins a story
+        (see `_join_story`); `plan` then decides which of the story's alerts are owed, and only
+        those not already queued for the same story, watchlist and channel are added.
         """
-        queued = 0
         stamp = _iso(now)
+        new = updated = queued = 0
         with self._writing():
-            for item, matches in record.items:
-                cursor = self.db.execute(
-                    "INSERT OR IGNORE INTO items (feed, key, title, summary, link, author, tags, published,"
-                    " updated, first_seen, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        item.feed,
-                        item.key,
-                        item.title,
-                        item.summary,
-                        item.link,
-                        item.author,
-                        json.dumps(list(item.tags)),
-                        _iso(item.published),
-                        _iso(item.updated) if item.updated else None,
-                        stamp,
-                        item.fingerprint,
-                    ],
-                )
-                if cursor.rowcount == 0:
-                    continue
-                for match in matches:
-                    self.db.execute(
-                        "INSERT INTO matches (item_id, watchlist, terms, matched_at) VALUES (?, ?, ?, ?)",
-                        [cursor.lastrowid, match.watchlist, json.dumps(list(match.terms)), stamp],
+            if record.seen_tombstones:
+                # A pruned item the feed still lists keeps its tombstone alive.
+                list(
+                    self._in(
+                        "UPDATE tombstones SET seen_at = ? WHERE feed = ? AND key IN ({})",
+                        [stamp, record.feed],
+                        list(record.seen_tombstones),
                     )
-            for alert in record.alerts:
-                queued += self.db.execute(
-                    "INSERT OR IGNORE INTO outbox (id, channel, watchlist, feed, item_key, payload,"
-                    " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        alert.id,
-                        alert.channel,
-                        alert.watchlist,
-                        alert.feed,
-                        alert.item_key,
-                        alert_to_json(alert),
-                        stamp,
-                        stamp,
-                    ],
-                ).rowcount
+                )
+            for incoming in record.items:
+                item_id, story_id, fresh = self._upsert_item(incoming, stamp)
+                new += fresh
+                updated += not fresh
+                story_id = self._join_story(item_id, story_id, incoming, window, stamp)
+                queued += self._queue_alerts(story_id, plan, stamp)
             self._upsert_feed(
                 record.feed,
                 record.url,
@@ -199,7 +254,159 @@ class Store:
                 error=record.warning,
                 success=True,
                 validators=record.result.validators,
-                new_items=len(record.items),
+                new_items=new,
+            )
+        return PollSummary(new, updated, queued)
+
+    def _upsert_item(self, incoming: Incoming, stamp: str) -> tuple[int, int | None, bool]:
+        """Insert a new item or update an edited one: (row id, its story, whether it is new).
+
+        An edit records only the watchlists the item did not match before: those are the only
+        ones that may alert again.
+        """
+        item = incoming.item
+        values = {
+            "feed": item.feed,
+            "key": item.key,
+            "title": item.title,
+            "summary": item.summary,
+            "link": item.link,
+            "author": item.author,
+            "tags": json.dumps(list(item.tags)),
+            "published": _iso(item.published),
+            "updated": _iso(item.updated) if item.updated else None,
+            "first_seen": stamp,
+            "fingerprint": item.fingerprint,
+            "outlet": item.outlet or item.feed,
+            "story_link": incoming.story_link,
+            "token_weight": incoming.fingerprint.weight,
+        }
+        row = self.db.execute(
+            "SELECT id, story_id FROM items WHERE feed = ? AND key = ?", [item.feed, item.key]
+        ).fetchone()
+        if row is None:
+            columns = ", ".join(values)
+            marks = ", ".join(f":{c}" for c in values)
+            item_id = self.db.execute(f"INSERT INTO items ({columns}) VALUES ({marks})", values).lastrowid  # noqa: S608
+            assert item_id is not None
+            story_id, fresh, matched_before = None, True, set()
+        else:
+            item_id, story_id = row
+            del values["first_seen"], values["feed"], values["key"]
+            assignments = ", ".join(f"{c} = :{c}" for c in values)
+            self.db.execute(f"UPDATE items SET {assignments} WHERE id = :id", {**values, "id": item_id})  # noqa: S608
+            self.db.execute("DELETE FROM story_tokens WHERE item_id = ?", [item_id])
+            matched_before = {
+                w for (w,) in self.db.execute("SELECT watchlist FROM matches WHERE item_id = ?", [item_id])
+            }
+            fresh = False
+        for match in incoming.matches:
+            if match.watchlist not in matched_before:
+                self.db.execute(
+                    "INSERT INTO matches (item_id, watchlist, terms, matched_at) VALUES (?, ?, ?, ?)",
+                    [item_id, match.watchlist, json.dumps(list(match.terms)), stamp],
+                )
+        return item_id, story_id, fresh
+
+    def _join_story(
+        self, item_id: int, story_id: int | None, incoming: Incoming, window: timedelta, stamp: str
+    ) -> int:
+        """Put the item in a story: the one of every stored item with the same story link or a
+        near-duplicate text published within `window`. When it links several stories they merge,
+        so the grouping is the same whatever order the copies arrive in.
+        """
+        stories = {story_id} if story_id is not None else set()
+        if incoming.story_link:
+            stories.update(
+                sid
+                for (sid,) in self.db.execute(
+                    "SELECT DISTINCT story_id FROM items WHERE story_link = ? AND id != ?",
+                    [incoming.story_link, item_id],
+                )
+            )
+        fp = incoming.fingerprint
+        published = int(fp.published.timestamp())
+        span = int(window.total_seconds())
+        shared: dict[int, float] = {}
+        for other, weight in self._in(
+            "SELECT item_id, SUM(weight) FROM story_tokens WHERE published BETWEEN ? AND ?"
+            " AND token IN ({}) GROUP BY item_id",
+            [published - span, published + span],
+            list(fp.tokens),
+        ):
+            shared[other] = shared.get(other, 0.0) + weight
+        for other in shared:
+            row = self.db.execute("SELECT token_weight, story_id FROM items WHERE id = ?", [other]).fetchone()
+            if row and other != item_id and same_story(shared[other], fp.weight, row[0]):
+                stories.add(row[1])
+        if not stories:
+            cursor = self.db.execute("INSERT INTO stories (first_seen) VALUES (?)", [stamp])
+            assert cursor.lastrowid is not None
+            stories.add(cursor.lastrowid)
+        target = min(stories)
+        for merged in stories - {target}:
+            self._merge_stories(merged, target)
+        self.db.execute("UPDATE items SET story_id = ? WHERE id = ?", [target, item_id])
+        self.db.conn.executemany(
+            "INSERT OR REPLACE INTO story_tokens (token, published, item_id, weight) VALUES (?, ?, ?, ?)",
+            [(token, published, item_id, weight) for token, weight in fp.tokens.items()],
+        )
+        return target
+
+    def _merge_stories(self, merged: int, target: int) -> None:
+        self.db.execute("UPDATE items SET story_id = ? WHERE story_id = ?", [target, merged])
+        self.db.execute("UPDATE OR IGNORE story_alerts SET story_id = ? WHERE story_id = ?", [target, merged])
+        self.db.execute("DELETE FROM story_alerts WHERE story_id = ?", [merged])
+        self.db.execute("UPDATE outbox SET story_id = ? WHERE story_id = ?", [target, merged])
+        self.db.execute("DELETE FROM stories WHERE id = ?", [merged])
+
+    def story_view(self, story_id: int) -> StoryView:
+        outlets = [
+            o
+            for (o,) in self.db.execute(
+                "SELECT outlet FROM items WHERE story_id = ? ORDER BY first_seen, id", [story_id]
+            )
+        ]
+        matched: dict[str, tuple[Item, tuple[str, ...]]] = {}
+        for row in self.db.execute(
+            f"SELECT {_ITEM_COLUMNS}, m.watchlist, m.terms FROM matches m JOIN items ON items.id = m.item_id"  # noqa: S608
+            " WHERE items.story_id = ? ORDER BY items.first_seen, items.id",
+            [story_id],
+        ):
+            if row[-2] not in matched:
+                matched[row[-2]] = (_item(row), tuple(json.loads(row[-1])))
+        alerted = frozenset(
+            self.db.execute(
+                "SELECT watchlist, channel FROM story_alerts WHERE story_id = ?", [story_id]
+            ).fetchall()
+        )
+        return StoryView(story_id, tuple(dict.fromkeys(outlets)), matched, alerted)
+
+    def _queue_alerts(self, story_id: int, plan: Planner, stamp: str) -> int:
+        view = self.story_view(story_id)
+        if not view.matched:
+            return 0
+        queued = 0
+        for alert in plan(view):
+            queued += self.db.execute(
+                "INSERT OR IGNORE INTO outbox (id, channel, watchlist, feed, item_key, payload,"
+                " created_at, next_attempt_at, story_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    alert.id,
+                    alert.channel,
+                    alert.watchlist,
+                    alert.feed,
+                    alert.item_key,
+                    alert_to_json(alert),
+                    stamp,
+                    stamp,
+                    story_id,
+                ],
+            ).rowcount
+            self.db.execute(
+                "INSERT OR IGNORE INTO story_alerts (story_id, watchlist, channel, alert_id)"
+                " VALUES (?, ?, ?, ?)",
+                [story_id, alert.watchlist, alert.channel, alert.id],
             )
         return queued
 
@@ -262,11 +469,72 @@ class Store:
         marks = ",".join("?" * len(channels))
         due = "" if now is None else " AND next_attempt_at <= ?"
         rows = self.db.execute(
-            f"SELECT payload FROM outbox WHERE status = 'pending' AND channel IN ({marks}){due}"  # noqa: S608
+            f"SELECT payload, story_id FROM outbox WHERE status = 'pending' AND channel IN ({marks}){due}"  # noqa: S608
             " ORDER BY created_at, id LIMIT ?",
             [*channels, *([] if now is None else [_iso(now)]), limit],
         )
-        return [alert_from_json(r[0]) for r in rows.fetchall()]
+        return [self._with_sources(alert_from_json(payload), story) for payload, story in rows.fetchall()]
+
+    def _with_sources(self, alert: Alert, story_id: int | None) -> Alert:
+        """The alert with every outlet its story has now, copies that came while it waited included."""
+        if story_id is None:
+            return alert
+        outlets = self.db.execute(
+            "SELECT outlet FROM items WHERE story_id = ? ORDER BY first_seen, id", [story_id]
+        ).fetchall()
+        sources = tuple(dict.fromkeys([alert.outlet or alert.feed, *(o for (o,) in outlets)]))
+        return dataclasses.replace(alert, story_id=story_id, sources=sources)
+
+    def stories_of(self, story_id: int) -> list[Item]:
+        """The items of one story, in arrival order."""
+        query = f"SELECT {_ITEM_COLUMNS} FROM items WHERE story_id = ? ORDER BY first_seen, id"  # noqa: S608
+        return [_item(row) for row in self.db.execute(query, [story_id])]
+
+    def recent_stories(self, since: datetime, min_outlets: int) -> list[tuple[int, list[Item]]]:
+        """Stories with an item first seen since `since` and at least `min_outlets` outlets, newest first."""
+        rows = self.db.execute(
+            "SELECT story_id FROM items WHERE story_id IN (SELECT story_id FROM items WHERE first_seen >= ?)"
+            " GROUP BY story_id HAVING COUNT(DISTINCT outlet) >= ? ORDER BY MAX(first_seen) DESC",
+            [_iso(since), min_outlets],
+        ).fetchall()
+        return [(story_id, self.stories_of(story_id)) for (story_id,) in rows]
+
+    # Retention
+
+    def prune(self, now: datetime, retention: timedelta, window: timedelta) -> PruneReport:
+        """Forget items first seen before `now - retention`, keeping a tombstone of each.
+
+        A tombstone keeps the item's identity (feed and key), its story link and its text
+        fingerprint, so an old item that reappears is recognised; it lives `retention` after the
+        feed last listed the item. Token rows go once no new copy can pair with them: two
+        windows after publication (one for the pairing, one for a late-arriving copy). Pending
+        alerts are kept whatever their age: they are owed.
+        """
+        cutoff = _iso(now - retention)
+        stamp = _iso(now)
+        with self._writing():
+            self.db.execute(
+                "INSERT OR REPLACE INTO tombstones (feed, key, story_link, fingerprint, seen_at)"
+                " SELECT feed, key, story_link, fingerprint, ? FROM items WHERE first_seen < ?",
+                [stamp, cutoff],
+            )
+            self.db.execute(
+                "DELETE FROM story_tokens WHERE item_id IN (SELECT id FROM items WHERE first_seen < ?)",
+                [cutoff],
+            )
+            items = self.db.execute("DELETE FROM items WHERE first_seen < ?", [cutoff]).rowcount
+            orphans = "NOT IN (SELECT story_id FROM items WHERE story_id IS NOT NULL)"
+            stories = self.db.execute(f"DELETE FROM stories WHERE id {orphans}").rowcount  # noqa: S608
+            self.db.execute(f"DELETE FROM story_alerts WHERE story_id {orphans}")  # noqa: S608
+            alerts = self.db.execute(
+                "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", [cutoff]
+            ).rowcount
+            tokens = self.db.execute(
+                "DELETE FROM story_tokens WHERE published < ?",
+                [int((now - 2 * window).timestamp())],
+            ).rowcount
+            tombstones = self.db.execute("DELETE FROM tombstones WHERE seen_at < ?", [cutoff]).rowcount
+        return PruneReport(items, stories, alerts, tokens, tombstones)
 
     def record_deliveries(self, outcomes: Sequence[DeliveryOutcome], now: datetime) -> None:
         """Record a delivery run in one transaction: sent, or failed and when to retry."""
@@ -314,7 +582,8 @@ class Store:
 
 
 _ITEM_COLUMNS = (
-    "id, feed, key, title, summary, link, author, tags, published, updated, first_seen, fingerprint"
+    "items.id, feed, key, title, summary, link, author, tags, published, updated, first_seen,"
+    " fingerprint, outlet"
 )
 
 
@@ -330,6 +599,7 @@ def _item(row: Sequence[Any]) -> Item:
         author=row[6],
         tags=tuple(json.loads(row[7])),
         fingerprint=row[11],
+        outlet=row[12],
     )
 
 
@@ -359,4 +629,5 @@ def alert_from_json(text: str) -> Alert:
     data["published"] = datetime.fromisoformat(data["published"])
     data["created_at"] = datetime.fromisoformat(data["created_at"])
     data["terms"] = tuple(data["terms"])
+    data["sources"] = tuple(data.get("sources", ()))
     return Alert(**data)

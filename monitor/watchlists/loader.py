@@ -22,7 +22,8 @@ from monitor.watchlists.model import And, Delivery, Near, Node, Not, Or, SetRef,
 from monitor.watchlists.query import QuerySyntaxError, parse_query, parse_regex, parse_term
 
 TERMS_DIR = "terms"
-_TOP_KEYS = {"name", "description", "severity", "channels", "delivery", "query", "terms"}
+_TOP_KEYS = {"name", "description", "severity", "channels", "delivery", "min_sources", "query", "terms"}
+MAX_SOURCES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,19 @@ def parse_watchlist(
     if delivery_text not in {d.value for d in Delivery}:
         error("delivery", f"{delivery_text!r} is not supported; the delivery mode is 'immediate'")
 
+    min_sources = raw.get("min_sources", 1)
+    if (
+        isinstance(min_sources, bool)
+        or not isinstance(min_sources, int)
+        or not 1 <= min_sources <= MAX_SOURCES
+    ):
+        error(
+            "min_sources",
+            f"expected a whole number from 1 to {MAX_SOURCES} (distinct outlets that must carry a story "
+            f"before it alerts), got {min_sources!r}",
+        )
+        min_sources = 1
+
     routed: tuple[str, ...] | None = None
     if "channels" in raw:
         value = raw["channels"]
@@ -172,6 +186,7 @@ def parse_watchlist(
         source=query_text,
         channels=routed,
         delivery=Delivery(delivery_text),
+        min_sources=min_sources,
     )
 
 

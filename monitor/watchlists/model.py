@@ -102,6 +102,7 @@ class Watchlist:
     source: str = ""  # the query as written, for `explain`
     channels: tuple[str, ...] | None = None  # None: every configured channel
     delivery: Delivery = Delivery.IMMEDIATE
+    min_sources: int = 1  # distinct outlets that must carry a story before it alerts
 
 
 def leaves(node: Node) -> list[Term | Regex]:
