@@ -71,7 +71,7 @@ class Runtime:
 
 
 def story_key(item: Item) -> str:
-    """What makes two items one story: for now the same link, whichever feed carries it.
+    """The link that makes two items one story whatever else they say, whichever feed carries it.
 
     The fragment is kept here (not in item identity): live blogs link each entry to its own
     `#post-N` anchor of one page, and each is news of its own.
@@ -224,8 +224,10 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
         if warning:
             # A feed read only in part must be fetched whole next time, not answered with a 304.
             result = dataclasses.replace(result, validators=Validators())
-        outlet = feed.outlet or feed.name
-        items = [i if i.outlet else dataclasses.replace(i, outlet=outlet) for i in unique_by_key(items)]
+        # A configured outlet wins; else the publisher an aggregator names per item; else the feed.
+        items = [
+            dataclasses.replace(i, outlet=feed.outlet or i.outlet or feed.name) for i in unique_by_key(items)
+        ]
         links = {i.key: story_key(i) if i.link else None for i in items}
         sorted_out = triage(items, rt.store.known(feed.name, items, filter(None, links.values())), links)
         matcher = rt.matcher

@@ -454,3 +454,29 @@ def test_backtest_rejects_a_bad_duration(tmp_path: Path, feed_server: Server) ->
     result = monitor("backtest", "w", "--since", "a while", "--config", str(config))
     assert result.returncode == 2
     assert "'a while' is not a duration" in result.stderr
+
+
+def test_eval_stories_reports_both_methods_on_each_corpus() -> None:
+    """`eval-stories --json` scores the grouping and the shingle baseline on each corpus given."""
+    corpus = str(ROOT / "tests" / "corpus" / "stories.jsonl")
+    result = monitor("eval-stories", "--corpus", corpus, "--json")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)[corpus]
+    assert set(scores) == {"salient", "shingles"}
+    assert scores["salient"]["true_pairs"] == scores["shingles"]["true_pairs"] > 0
+    assert scores["salient"]["recall"] > scores["shingles"]["recall"]
+
+
+def test_eval_stories_refuses_a_bad_window() -> None:
+    result = monitor("eval-stories", "--window", "soon")
+    assert result.returncode == 2
+    assert "'soon' is not a duration" in result.stderr
+
+
+def test_stories_lists_grouped_copies(tmp_path: Path) -> None:
+    """`monitor stories` on an empty state says there is nothing yet, rather than failing."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[defaults]\nstate_path = "{tmp_path / "state.db"}"\n')
+    result = monitor("stories", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "no story carried by 2 or more outlets in the last 3d" in result.stdout
