@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,7 @@ description = "Ambassadors returning to Tehran or Islamabad"
 severity = "high"
 channels = ["ops", "mail"]
 delivery = "immediate"
+min_sources = 2
 
 query = '''
 @envoys NEAR/8 return* AND NOT title:recall*
@@ -67,6 +69,7 @@ def test_a_valid_watchlist_loads_with_every_key(tmp_path: Path) -> None:
     assert w.severity is Severity.HIGH
     assert w.channels == ("ops", "mail")
     assert w.delivery is Delivery.IMMEDIATE
+    assert w.min_sources == 2
     assert w.source == "@envoys NEAR/8 return* AND NOT title:recall*\n"
     envoys = Or(
         (
@@ -85,10 +88,11 @@ def test_a_valid_watchlist_loads_with_every_key(tmp_path: Path) -> None:
 
 
 def test_defaults_of_the_optional_keys(tmp_path: Path) -> None:
-    """Severity medium, delivery immediate, every channel (None), no description."""
+    """Severity medium, delivery immediate, every channel (None), no description, one source."""
     w = load_watchlist(write(tmp_path / "min.toml", 'name = "Min"\nquery = "Zahedan"\n'))
     assert w.severity is Severity.MEDIUM
     assert w.delivery is Delivery.IMMEDIATE
+    assert w.min_sources == 1
     assert w.channels is None
     assert w.description == ""
     assert w.query == Term("Zahedan", (Word("zahedan"),), DEFAULT_FIELDS)
@@ -98,6 +102,26 @@ def test_defaults_of_the_optional_keys(tmp_path: Path) -> None:
 def test_every_severity_is_accepted(tmp_path: Path, severity: str) -> None:
     path = write(tmp_path / "w.toml", f'name = "W"\nseverity = "{severity}"\nquery = "x"\n')
     assert load_watchlist(path).severity is Severity[severity.upper()]
+
+
+@pytest.mark.parametrize("value", [1, 2, 20])
+def test_min_sources_from_1_to_20_is_accepted(tmp_path: Path, value: int) -> None:
+    path = write(tmp_path / "w.toml", f'name = "W"\nmin_sources = {value}\nquery = "x"\n')
+    assert load_watchlist(path).min_sources == value
+
+
+@pytest.mark.parametrize("value", ["0", "21", "-1", '"2"', "true", "2.0", "[2]"])
+def test_min_sources_must_be_a_whole_number_from_1_to_20(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path / "w.toml", f'name = "W"\nmin_sources = {value}\nquery = "x"\n')
+    errors = load_errors(path)
+    message = only_error(errors, path, "min_sources")
+    assert message.startswith("expected a whole number from 1 to 20 (")
+    assert message.endswith(f"got {_python_repr(value)}")
+    assert [e.key for e in errors] == ["min_sources"]  # nothing else is blamed
+
+
+def _python_repr(toml_value: str) -> str:
+    return repr(tomllib.loads(f"v = {toml_value}")["v"])
 
 
 # Errors: each names the file and the key
@@ -118,7 +142,8 @@ def test_every_severity_is_accepted(tmp_path: Path, severity: str) -> None:
         (
             'name = "n"\ncolour = "red"\nquery = "x"\n',
             "colour",
-            "unknown key; a watchlist has channels, delivery, description, name, query, severity, terms",
+            "unknown key; a watchlist has channels, delivery, description, min_sources, name, query, "
+            "severity, terms",
         ),
         (
             'name = "n"\n[match]\nany = ["x"]\n',

@@ -526,6 +526,11 @@ class Store:
             orphans = "NOT IN (SELECT story_id FROM items WHERE story_id IS NOT NULL)"
             stories = self.db.execute(f"DELETE FROM stories WHERE id {orphans}").rowcount  # noqa: S608
             self.db.execute(f"DELETE FROM story_alerts WHERE story_id {orphans}")  # noqa: S608
+            # Alerts still owed keep the sources they were queued with: their story is gone, and its
+            # id may be given to a new story.
+            self.db.execute(
+                "UPDATE outbox SET story_id = NULL WHERE story_id NOT IN (SELECT id FROM stories)"
+            )
             alerts = self.db.execute(
                 "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", [cutoff]
             ).rowcount
