@@ -494,7 +494,7 @@ def _pair_json(r: PairScores) -> dict[str, float | int]:
 
 @cli.command("stories")
 @click.option("--since", default="3d", show_default=True, help="How far back, as a duration.")
-@click.option("--min-outlets", default=2, show_default=True, help="Only stories carried by this many outlets.")
+@click.option("--min-outlets", default=2, show_default=True, help="Only stories with this many outlets.")
 @config_option
 def stories_command(since: str, min_outlets: int, config_path: Path) -> None:
     """Recent stories and the outlets carrying each: how copies were grouped."""

@@ -164,10 +164,7 @@ def _is_title_case(title: str) -> bool:
 
 
 def _number(form: str) -> str | None:
-    if form.isdigit():
-        number = form.lstrip("0") or "0"
-    else:
-        number = _NUMBER_WORDS.get(form, "")
+    number = (form.lstrip("0") or "0") if form.isdigit() else _NUMBER_WORDS.get(form, "")
     # Years say when, not what (every story of 2024 shares "2024"); 0 and 1 are in every text.
     if not number or number in ("0", "1") or (len(number) == 4 and number.startswith(("19", "20"))):
         return None

@@ -406,7 +406,7 @@ OTHER_EVENTS = {
 WRONG_MERGE = (
     "stories.same_story compares shared salient-token weight with the *smaller* item's weight "
     "(THRESHOLD 0.5): a short report of another attack in the province a day later shares "
-    "'Sistan'+'Baluchestan' (2 names, weight 6), 'Iran' (3) and a few verbs, passes the threshold "
+    "'Sistan'+'Baluchestan' (2 names, weight 6) and a few content words, passes the threshold "
     "against the Dawn copy, joins the Saravan story, and its alert is never sent"
 )
 

@@ -55,7 +55,8 @@ def slack_message(alert: Alert) -> dict[str, Any]:
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": _cut(escape(alert.summary), 600)}}
         )
-    context = f"{escape(alert.outlet or alert.feed)} · {when} · severity {alert.severity.label} · matched: " + escape(
+    outlet = escape(alert.outlet or alert.feed)
+    context = f"{outlet} · {when} · severity {alert.severity.label} · matched: " + escape(
         ", ".join(alert.terms)
     )
     note = corroboration_note(alert.sources, alert.outlet or alert.feed, alert.min_sources)
