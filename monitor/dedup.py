@@ -60,7 +60,11 @@ def canonical_link(url: str) -> str:
         if wrapped:
             inner_scheme = "https" if wrapped.group(1) else "http"
             inner = f"{inner_scheme}://{wrapped.group(2)}" + (f"?{parts.query}" if parts.query else "")
-            return text if _amp_cache(urlsplit(inner).hostname or "") else canonical_link(inner)
+            try:
+                nested = _amp_cache(urlsplit(inner).hostname or "")
+            except ValueError:  # the wrapped URL is malformed: the link as given is its identity
+                return text
+            return text if nested else canonical_link(inner)
     if ":" in host:  # an IPv6 address keeps its brackets
         host = f"[{host}]"
     elif scheme in _DEFAULT_PORTS:

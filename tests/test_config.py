@@ -9,12 +9,14 @@ import pytest
 from monitor import USER_AGENT
 from monitor.config import (
     ConsoleOptions,
+    Defaults,
     EmailOptions,
     SlackOptions,
     WebhookOptions,
     load_settings,
     parse_duration,
 )
+from monitor.dedup import Identity
 from monitor.errors import ConfigError, ConfigErrors
 
 FULL = """
@@ -228,6 +230,141 @@ def test_duration_below_minimum_is_an_error(tmp_path):
     path = write(tmp_path, FEED + 'interval = "5s"\n')
     error = error_at(errors_of(path), path, "feeds[0].interval")
     assert "too small" in error.message
+
+
+# Stories and identity
+
+
+def test_story_and_identity_keys_load(tmp_path):
+    """story_window, retention_days, and a feed's identity and outlet load as written."""
+    path = write(
+        tmp_path,
+        '[defaults]\nstory_window = "2d"\nretention_days = 30\n'
+        + FEED
+        + 'identity = "link"\noutlet = "Dawn"\n'
+        + '[[feeds]]\nname = "b"\nurl = "https://b.example/rss"\n'
+        + 'identity = "content"\noutlet = "${OUTLET}"\n',
+    )
+    s = load_settings(path, env={"OUTLET": "BBC News"})
+    assert s.defaults.story_window == 2 * 86400
+    assert s.defaults.retention_days == 30
+    assert isinstance(s.defaults.retention_days, int)
+    assert [(f.identity, f.outlet) for f in s.feeds] == [
+        (Identity.LINK, "Dawn"),
+        (Identity.CONTENT, "BBC News"),
+    ]
+    assert all(isinstance(f.identity, Identity) for f in s.feeds)
+
+
+def test_story_and_identity_defaults(tmp_path):
+    """Unset: a 72 h story window, 90 days of retention, identity by guid, no configured outlet."""
+    s = load_settings(write(tmp_path, FEED), env={})
+    assert s.defaults.story_window == 72 * 3600 == Defaults().story_window
+    assert s.defaults.retention_days == 90 == Defaults().retention_days
+    assert s.feeds[0].identity is Identity.GUID
+    assert s.feeds[0].outlet is None
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [('"72h"', 72 * 3600), ('"1d12h"', 36 * 3600), ("3600", 3600), ('"30m"', 1800), ("0", 0)],
+)
+def test_story_window_durations(tmp_path, text, seconds):
+    """story_window takes the duration syntax; 0 is allowed."""
+    s = load_settings(write(tmp_path, f"[defaults]\nstory_window = {text}\n"), env={})
+    assert s.defaults.story_window == seconds
+
+
+@pytest.mark.parametrize(("value", "days"), [("1", 1), ("36500", 36500), ("365", 365)])
+def test_retention_days_bounds_accepted(tmp_path, value, days):
+    """retention_days from 1 to 36500 (a century) is accepted."""
+    s = load_settings(write(tmp_path, f"[defaults]\nretention_days = {value}\n"), env={})
+    assert s.defaults.retention_days == days
+
+
+@pytest.mark.parametrize("value", ["guid", "link", "content"])
+def test_identity_values(tmp_path, value):
+    """Each documented identity value is accepted and becomes the Identity of that name."""
+    s = load_settings(write(tmp_path, FEED + f'identity = "{value}"\n'), env={})
+    assert s.feeds[0].identity is Identity(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        (FEED + 'identity = "uuid"\n', "feeds[0].identity", "'uuid' is not one of: guid, link, content"),
+        (FEED + 'identity = "GUID"\n', "feeds[0].identity", "'GUID' is not one of"),
+        (FEED + 'identity = ""\n', "feeds[0].identity", "'' is not one of"),
+        (FEED + "identity = 1\n", "feeds[0].identity", "expected a string"),
+        (FEED + "outlet = 3\n", "feeds[0].outlet", "expected a string"),
+        (FEED + 'outlet = ["Dawn"]\n', "feeds[0].outlet", "expected a string"),
+        (FEED + 'outlet = "${UNSET_OUTLET}"\n', "feeds[0].outlet", "${UNSET_OUTLET} is not set"),
+        ("[defaults]\nretention_days = 0\n", "defaults.retention_days", "too small; the minimum is 1"),
+        ("[defaults]\nretention_days = -5\n", "defaults.retention_days", "too small"),
+        (
+            "[defaults]\nretention_days = 36501\n",
+            "defaults.retention_days",
+            "too large; the maximum is 36500",
+        ),
+        ('[defaults]\nretention_days = "90"\n', "defaults.retention_days", "expected a number"),
+        ("[defaults]\nretention_days = true\n", "defaults.retention_days", "expected a number"),
+        ('[defaults]\nstory_window = "soon"\n', "defaults.story_window", "'soon' is not a duration"),
+        ('[defaults]\nstory_window = "3 days"\n', "defaults.story_window", "is not a duration"),
+        ("[defaults]\nstory_window = -1\n", "defaults.story_window", "too small"),
+        ("[defaults]\nstory_window = true\n", "defaults.story_window", "is not a duration"),
+    ],
+    ids=[
+        "identity-unknown",
+        "identity-case",
+        "identity-empty",
+        "identity-number",
+        "outlet-number",
+        "outlet-list",
+        "outlet-unset-env",
+        "retention-zero",
+        "retention-negative",
+        "retention-too-large",
+        "retention-string",
+        "retention-bool",
+        "window-word",
+        "window-unit",
+        "window-negative",
+        "window-bool",
+    ],
+)
+def test_bad_story_and_identity_values(tmp_path, text, key, message):
+    """A bad identity, outlet, retention_days or story_window is one error naming its key."""
+    path = write(tmp_path, text)
+    errors = errors_of(path)
+    error = error_at(errors, path, key)
+    assert message in error.message
+    assert len(errors) == 1
+
+
+def test_bad_identity_keeps_the_rest_of_the_feed(tmp_path):
+    """The partial settings of a config with a bad identity still hold the feed, identity at its default."""
+    path = write(tmp_path, FEED + 'identity = "uuid"\noutlet = "Dawn"\n')
+    with pytest.raises(ConfigErrors) as info:
+        load_settings(path, env={})
+    partial = info.value.partial
+    assert partial is not None
+    assert [(f.name, f.identity, f.outlet) for f in partial.feeds] == [("a", Identity.GUID, "Dawn")]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[defaults]\nstory_windows = "1h"\n', "defaults.story_windows"),
+        ("[defaults]\nretention = 30\n", "defaults.retention"),
+        (FEED + 'identify = "link"\n', "feeds[0].identify"),
+        (FEED + 'outlets = "Dawn"\n', "feeds[0].outlets"),
+        ('[defaults]\nidentity = "link"\n', "defaults.identity"),
+    ],
+)
+def test_misplaced_story_and_identity_keys(tmp_path, text, key):
+    """Misspelt or misplaced new keys (identity is per feed) are unknown keys, never ignored."""
+    path = write(tmp_path, text)
+    assert "unknown key" in error_at(errors_of(path), path, key).message
 
 
 # Paths

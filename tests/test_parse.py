@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from xml.sax.saxutils import escape
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from monitor.dedup import canonical_link, content_hash
+from monitor.dedup import Identity, canonical_link, content_hash
 from monitor.errors import ParseError
 from monitor.parse import MAX_SUMMARY, MAX_TITLE, TRUNCATED, parse_feed
 
@@ -200,6 +203,214 @@ def test_malformed_link_does_not_break_the_feed():
     items, _ = parse_feed("desk", body, RSS_TYPE, url=URL, now=NOW)
     assert [i.title for i in items] == ["Bad port", "Good"]
     assert items[0].key == "http://x.example:99999/a"
+
+
+# Identity overrides
+
+# One item as a feed that mints a new guid on every build might list it.
+TRACKED = (
+    '<title>Envoys return</title><guid isPermaLink="false">build-4711-item-3</guid>'
+    "<link>https://www.news.example/a/1/?utm_source=rss&amp;at_medium=RSS</link>"
+    "<description>Talks resume.</description>"
+)
+
+
+@pytest.mark.parametrize(
+    ("identity", "expected"),
+    [
+        (Identity.GUID, "build-4711-item-3"),
+        (Identity.LINK, "https://news.example/a/1"),
+        (Identity.CONTENT, "sha256:" + content_hash("Envoys return", "Talks resume.")),
+    ],
+)
+def test_identity_override(identity, expected):
+    """`guid` keys by guid; `link` ignores the guid for the canonical link; `content` keys by the text."""
+    items, _ = parse_feed("desk", rss(TRACKED), RSS_TYPE, url=URL, now=NOW, identity=identity)
+    assert [i.key for i in items] == [expected]
+
+
+def test_identity_default_is_guid():
+    """Without an identity, parse_feed keys by guid."""
+    assert parse_one(rss(TRACKED)).key == "build-4711-item-3"
+
+
+def test_identity_link_survives_a_new_guid_per_build():
+    """Under `link`, the same article with a fresh guid (and another edition's link) keeps its key."""
+    rebuilt = TRACKED.replace("build-4711-item-3", "build-4712-item-1").replace(
+        "https://www.news.example/a/1/", "https://www.google.com/amp/s/m.news.example/a/1/amp"
+    )
+    keys = [
+        parse_feed("desk", rss(body), RSS_TYPE, url=URL, now=NOW, identity=Identity.LINK)[0][0].key
+        for body in (TRACKED, rebuilt)
+    ]
+    assert keys[0] == keys[1] == "https://news.example/a/1"
+    guid_keys = [parse_one(rss(body)).key for body in (TRACKED, rebuilt)]
+    assert guid_keys[0] != guid_keys[1]
+
+
+def test_identity_link_without_a_link_falls_back_to_content():
+    """A `link` feed's item with no (safe) link is keyed by its text, never by its guid."""
+    body = rss(
+        '<title>t</title><guid isPermaLink="false">g-1</guid><description>s</description>',
+        '<title>t</title><guid isPermaLink="false">g-2</guid><description>s</description>'
+        "<link>javascript:alert(1)</link>",
+    )
+    items, _ = parse_feed("desk", body, RSS_TYPE, url=URL, now=NOW, identity=Identity.LINK)
+    assert [i.key for i in items] == ["sha256:" + content_hash("t", "s")] * 2
+
+
+def test_identity_content_ignores_guid_and_link():
+    """Under `content`, two entries with one text are one identity whatever their guids and links."""
+    body = rss(
+        "<title>Same</title><guid>1</guid><link>https://a.example/1</link><description>text</description>",
+        "<title>Same</title><guid>2</guid><link>https://b.example/2</link><description>text</description>",
+    )
+    items, _ = parse_feed("desk", body, RSS_TYPE, url=URL, now=NOW, identity=Identity.CONTENT)
+    assert items[0].key == items[1].key == "sha256:" + items[0].fingerprint
+
+
+def test_identity_content_uses_the_cleaned_text():
+    """The content key hashes the text after markup and entities are resolved: re-styled HTML keeps it."""
+    plain = rss("<title>Tom &amp;amp; Jerry</title><description>Caf&amp;eacute; talks</description>")
+    styled = rss(
+        "<title>&lt;b&gt;Tom&lt;/b&gt; &amp;amp; Jerry</title>"
+        "<description>&lt;p&gt;Caf&amp;eacute; &lt;i&gt;talks&lt;/i&gt;&lt;/p&gt;</description>"
+    )
+    keys = [
+        parse_feed("desk", body, RSS_TYPE, url=URL, now=NOW, identity=Identity.CONTENT)[0][0].key
+        for body in (plain, styled)
+    ]
+    assert keys[0] == keys[1] == "sha256:" + content_hash("Tom & Jerry", "Café talks")
+
+
+FIXTURES = sorted((Path(__file__).parent / "fixtures").glob("*.*"))
+
+
+@pytest.mark.parametrize("identity", list(Identity))
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.name for p in FIXTURES])
+def test_identity_stable_across_reparsing_fixtures(path, identity):
+    """The same bytes give the same keys, whenever they are parsed and whatever headers came with them."""
+    body = path.read_bytes()
+    first, _ = parse_feed("desk", body, {}, url=URL, now=NOW, identity=identity)
+    again, _ = parse_feed(
+        "desk",
+        body,
+        {"content-type": "application/xml"},
+        url=URL,
+        now=NOW + timedelta(days=400),
+        identity=identity,
+    )
+    assert first
+    assert [i.key for i in first] == [i.key for i in again]
+    for item in first:
+        if identity is Identity.CONTENT or (identity is Identity.LINK and item.link is None):
+            assert item.key == "sha256:" + item.fingerprint
+        elif identity is Identity.LINK:
+            assert item.key == canonical_link(item.link)
+
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=40)
+_links = st.one_of(
+    st.none(),
+    st.builds(
+        "https://{}{}.example/{}{}".format,
+        st.sampled_from(["", "www.", "m.", "amp."]),
+        st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+        st.from_regex(r"[a-z0-9/-]{0,12}", fullmatch=True),
+        st.sampled_from(["", "?utm_source=rss", "?id=3", "/amp", "#top"]),
+    ),
+)
+
+
+@given(
+    st.lists(st.tuples(st.one_of(st.none(), _text), _links, _text, _text), min_size=1, max_size=4),
+    st.sampled_from(list(Identity)),
+)
+def test_identity_stable_across_reparsing(entries, identity):
+    """Whatever an entry holds, parsing the same bytes twice (at other times) gives the same keys."""
+    body = rss(
+        *(
+            f"<title>{escape(title)}</title><description>{escape(summary)}</description>"
+            + (f"<guid isPermaLink={quoteattr('false')}>{escape(guid)}</guid>" if guid is not None else "")
+            + (f"<link>{escape(link)}</link>" if link else "")
+            for guid, link, title, summary in entries
+        )
+    )
+    first, _ = parse_feed("desk", body, RSS_TYPE, url=URL, now=NOW, identity=identity)
+    again, _ = parse_feed("desk", body, RSS_TYPE, url=URL, now=NOW + timedelta(hours=1), identity=identity)
+    assert [i.key for i in first] == [i.key for i in again]
+    assert len(first) == len(entries)
+
+
+def test_malformed_amp_cache_link_does_not_break_the_feed():
+    """A Google AMP link around a malformed host is one odd item, not a feed that cannot be read."""
+    body = rss(
+        "<title>Bad</title><link>https://www.google.com/amp/s/[news.example/a</link>",
+        "<title>Good</title><link>https://x.example/b</link>",
+    )
+    items, _ = parse_feed("desk", body, RSS_TYPE, url=URL, now=NOW)
+    assert [i.title for i in items] == ["Bad", "Good"]
+
+
+# Outlet
+
+
+def test_outlet_from_google_news_source():
+    """An aggregator's <source url="...">Dawn</source> names the item's publisher."""
+    item = parse_one(
+        rss(
+            "<title>Pakistan, Iran agree to de-escalate - Dawn</title>"
+            "<link>https://news.google.com/rss/articles/CBMiX2h0dHBz?oc=5</link>"
+            '<guid isPermaLink="false">CBMiX2h0dHBz</guid>'
+            "<pubDate>Fri, 19 Jan 2024 08:00:00 GMT</pubDate>"
+            '<source url="https://www.dawn.com">Dawn</source>'
+        ),
+        url="https://news.google.com/rss/search?q=iran",
+    )
+    assert item.outlet == "Dawn"
+    assert item.key == "CBMiX2h0dHBz"
+
+
+def test_outlet_absent_without_source():
+    """A feed's own items name no outlet: the pipeline falls back to the feed's `outlet` or name."""
+    assert parse_one(rss("<title>t</title><guid>1</guid>")).outlet is None
+    assert parse_one(atom("<title>t</title><id>1</id>"), ATOM_TYPE).outlet is None
+
+
+@pytest.mark.parametrize(
+    ("source", "outlet"),
+    [
+        ('<source url="https://tribune.com.pk">  The Express\n   Tribune </source>', "The Express Tribune"),
+        ('<source url="https://www.aljazeera.com">Al &amp; Jazeera</source>', "Al & Jazeera"),
+        ('<source url="https://x.example"></source>', None),
+        ('<source url="https://x.example">   </source>', None),
+        ('<source url="https://x.example">' + "A" * 300 + "</source>", "A" * 100),
+    ],
+    ids=["spaces-collapsed", "entities", "empty", "blank", "long"],
+)
+def test_outlet_text_cleaned(source, outlet):
+    """The outlet is the source's text with space collapsed, at most 100 characters; blank is none."""
+    assert parse_one(rss(f"<title>t</title><guid>1</guid>{source}")).outlet == outlet
+
+
+def test_outlet_from_atom_source():
+    """An Atom entry's <source><title> names its publisher too."""
+    item = parse_one(
+        atom("<title>t</title><id>1</id><source><id>urn:reuters</id><title>Reuters</title></source>"),
+        ATOM_TYPE,
+    )
+    assert item.outlet == "Reuters"
+
+
+def test_outlet_per_item():
+    """Each item of an aggregator's feed has its own outlet."""
+    body = rss(
+        '<title>a</title><guid>1</guid><source url="https://www.dawn.com">Dawn</source>',
+        '<title>b</title><guid>2</guid><source url="https://www.bbc.co.uk">BBC News</source>',
+        "<title>c</title><guid>3</guid>",
+    )
+    items, _ = parse_feed("gn", body, RSS_TYPE, url=URL, now=NOW)
+    assert [i.outlet for i in items] == ["Dawn", "BBC News", None]
 
 
 # Links
