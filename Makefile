@@ -30,8 +30,9 @@ lint: $(STAMP)  ## ruff, mypy and hadolint
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-bench: $(STAMP)  ## matcher throughput, compiled vs naive, on one core; updates bench/RESULTS.md
+bench: $(STAMP)  ## matcher throughput; story decisions at 1k vs 1M stored items (~6 min); updates bench/RESULTS.md
 	$(BIN)/python -m bench.bench_matcher
+	$(BIN)/python -m bench.bench_stories
 
 clean:
 	rm -rf $(VENV) state/demo.db*

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import bench
 from monitor.text import normalise
 from monitor.types import Item, Severity
 from monitor.watchlists import Matcher, Watchlist, load_watchlists
@@ -967,17 +968,8 @@ def section(
 
 
 def write_section(path: Path, text: str) -> None:
-    """Put `text` (a marked section) into `path`, replacing the previous matcher section."""
-    if path.exists():
-        current = path.read_text(encoding="utf-8")
-    else:
-        current = "# Benchmarks\n\nEach benchmark writes its own section between its markers.\n"
-    start, end = current.find(START_MARKER), current.find(END_MARKER)
-    if start >= 0 and end > start:
-        updated = current[:start] + text + current[end + len(END_MARKER) :]
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(updated, encoding="utf-8")
+    """Put `text` into `path`, replacing the previous matcher section."""
+    bench.write_section(path, text, START_MARKER, END_MARKER)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

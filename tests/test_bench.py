@@ -46,3 +46,137 @@ def test_the_benchmark_runs_end_to_end_and_keeps_one_section(tmp_path: Path) -> 
     assert text.count(bench.END_MARKER) == 1
     assert "kept" in text
     assert "| shipped + 4 generated (" in text
+
+
+# The story benchmark (bench/bench_stories.py): the databases it builds, the stream it decides,
+# the query plans it checks and the report it writes. No timing is asserted.
+
+import sqlite3  # noqa: E402
+from datetime import timedelta  # noqa: E402
+
+import pytest  # noqa: E402
+
+from bench import bench_stories as stories  # noqa: E402
+from monitor.dedup import content_hash  # noqa: E402
+from monitor.pipeline import story_key  # noqa: E402
+from monitor.store import Store  # noqa: E402
+from monitor.store.migrations import MIGRATIONS  # noqa: E402
+from monitor.types import Item  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def story_databases(tmp_path_factory: pytest.TempPathFactory) -> list[stories.Database]:
+    directory = tmp_path_factory.mktemp("stories")
+    return [stories.build_database(directory / f"state-{n}.db", n, jobs=1) for n in (500, 5_000)]
+
+
+def test_story_databases_hold_what_a_steady_state_store_holds(
+    story_databases: list[stories.Database], tmp_path: Path
+) -> None:
+    small, large = story_databases
+    assert (small.size, large.size) == (500, 5_000)
+    conn = sqlite3.connect(large.path)
+    count = conn.execute
+    assert count("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert count("PRAGMA journal_mode").fetchone()[0] == "wal"
+    fresh = Store.open(tmp_path / "fresh.db")  # every index of the migrated schema is there
+    schema = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
+    assert count(schema).fetchall() == fresh.db.execute(schema).fetchall()
+    fresh.close()
+    assert count("SELECT COUNT(*) FROM items").fetchone()[0] == large.size
+    assert count("SELECT COUNT(DISTINCT feed) FROM items").fetchone()[0] > 150
+    # Items are spread over the retention period; token rows exist only for recent items.
+    oldest, newest = count("SELECT MIN(first_seen), MAX(first_seen) FROM items").fetchone()
+    assert oldest < stories._iso(stories.NOW - stories.RETENTION + timedelta(days=1))
+    assert newest <= stories._iso(stories.NOW)
+    horizon = stories.NOW - stories.TOKEN_HORIZON
+    assert count("SELECT MIN(published) FROM story_tokens").fetchone()[0] >= int(horizon.timestamp())
+    recent = count("SELECT COUNT(*) FROM items WHERE published >= ?", [stories._iso(horizon)]).fetchone()[0]
+    assert large.token_items == recent > 0
+    # Every item is in a story; most stories have one item, some several.
+    orphans = "SELECT COUNT(*) FROM items WHERE story_id NOT IN (SELECT id FROM stories)"
+    assert count(orphans).fetchone()[0] == 0
+    sizes = [n for (n,) in count("SELECT COUNT(*) FROM items GROUP BY story_id")]
+    assert sizes.count(1) > 0.7 * len(sizes)
+    assert max(sizes) >= 3
+    for feed, key, link, story_link, title, summary, fingerprint in count(
+        "SELECT feed, key, link, story_link, title, summary, fingerprint FROM items LIMIT 300"
+    ):
+        item = Item(feed, key, title, summary, link, stories.NOW)
+        assert story_link == (story_key(item) if link else None)  # what the pipeline would store
+        assert fingerprint == content_hash(title, summary)
+    assert count("SELECT COUNT(*) FROM matches").fetchone()[0] > 0
+    assert count("SELECT COUNT(*) FROM tombstones").fetchone()[0] >= stories.ANCHOR_TOMBSTONES
+    conn.close()
+    # The same rows every time.
+    again = stories.build_database(tmp_path / "again.db", small.size, jobs=1)
+    texts = "SELECT feed, key, title, summary, published FROM items ORDER BY id"
+    first, second = sqlite3.connect(small.path), sqlite3.connect(again.path)
+    assert first.execute(texts).fetchall() == second.execute(texts).fetchall()
+    first.close()
+    second.close()
+
+
+def test_the_decision_stream_is_the_same_at_every_size_and_has_the_mix() -> None:
+    decisions = stories.decision_stream(400, seed=7)
+    assert decisions == stories.decision_stream(400, seed=7)
+    kinds = {d.kind for d in decisions}
+    assert kinds == set(stories.STREAM_MIX)
+    assert 0.6 < sum(d.kind == "new" for d in decisions) / len(decisions) < 0.8
+    stored = {(i.feed, i.key): i for story in stories.anchors(7).stories for i, _ in story}
+    for decision in decisions:
+        assert decision.link == (story_key(decision.item) if decision.item.link else None)
+        if decision.kind == "known":
+            assert stored[decision.anchor] == decision.item  # type: ignore[index]
+        if decision.kind == "link-copy":
+            original = stored[decision.anchor]  # type: ignore[index]
+            assert decision.item.link == original.link
+            assert decision.item.feed != original.feed
+
+
+def test_no_statement_of_a_decision_scans_a_table(story_databases: list[stories.Database]) -> None:
+    plans = stories.query_plans(story_databases[-1], stories.decision_stream(200))
+    assert len(plans) > 15
+    assert [p.statement for p in plans if p.scans] == []
+    for label, plan in stories.named(plans).items():
+        assert plan is not None, label
+        assert plan.details[0].startswith("SEARCH"), (label, plan.details)
+    # The check is not vacuous: a lookup by an unindexed column is a full scan, and is caught.
+    conn = sqlite3.connect(story_databases[-1].path)
+    query = "EXPLAIN QUERY PLAN SELECT id FROM items WHERE title = 'x'"
+    details = tuple(row[3] for row in conn.execute(query))
+    conn.close()
+    assert stories.Plan("SELECT id FROM items WHERE title = ?", details).scans
+
+
+def test_the_story_benchmark_runs_end_to_end_and_keeps_one_section(tmp_path: Path) -> None:
+    rows, plans, decisions = stories.run([500, 5_000], 200, 2, tmp_path, every=5)
+    assert [r.database.size for r in rows] == [500, 5_000]
+    for row in rows:
+        assert sum(c.total() for c in row.outcomes.values()) == len(decisions) == 200
+        assert set(row.outcomes["link-copy"]) == {"its story"}  # found by the story link
+        assert set(row.outcomes["known"]) == {"not stored"}
+        assert 0 < row.total.low <= row.total.median <= row.total.p90 <= row.total.high
+        assert row.memory.peak_kb >= row.memory.setup_peak_kb > 0
+        assert row.memory.items_after > row.database.size  # the fresh process committed the stream
+        assert row.candidates.decisions > 10
+        assert row.candidates.items.median <= row.candidates.rows.median
+    assert rows[1].candidates.rows.median > rows[0].candidates.rows.median
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmarks\n\n<!-- matcher:start -->\nkept\n<!-- matcher:end -->\n")
+    text = stories.section(rows, plans, decisions, 2, 5, 1.0)
+    stories.write_section(results, text)
+    stories.write_section(results, text)  # a second run replaces the section
+    written = results.read_text()
+    assert written.count(stories.START_MARKER) == written.count(stories.END_MARKER) == 1
+    assert "kept" in written
+    assert "| 5,000 | " in written
+    assert "SEARCH story_tokens USING PRIMARY KEY" in written
+
+
+def test_the_story_benchmark_command_line(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    args = ["--sizes", "500,600", "--decisions", "40", "--rounds", "1", "--every", "3"]
+    assert stories.main([*args, "--workdir", str(tmp_path), "--output", str(results)]) == 0
+    assert stories.START_MARKER in results.read_text()
+    assert list(tmp_path.iterdir()) == [results]  # the databases went with the temporary directory

@@ -315,7 +315,7 @@ def test_canonical_link_drops_every_tracking_parameter(url):
     assert keys == sorted(keys)
 
 
-# Known bugs (see the reasons): these fail today, and must pass once monitor/dedup.py is fixed.
+# Totality: an AMP cache URL is unwrapped only when what it wraps can be split.
 
 
 @pytest.mark.parametrize(
@@ -343,6 +343,9 @@ def test_canonical_link_is_total_on_any_amp_cache_url(cache, text):
     """Whatever follows an AMP cache prefix, canonicalising is total and idempotent."""
     once = canonical_link(cache + text)
     assert canonical_link(once) == once
+
+
+# Known bugs (see the reasons): these fail today, and must pass once monitor/dedup.py is fixed.
 
 
 def _not_idempotent(reason: str, condition: bool = True) -> pytest.MarkDecorator:
