@@ -383,9 +383,13 @@ class Store:
         return StoryView(story_id, tuple(dict.fromkeys(outlets)), matched, alerted)
 
     def _queue_alerts(self, story_id: int, plan: Planner, stamp: str) -> int:
-        view = self.story_view(story_id)
-        if not view.matched:
+        # Most stories match no watchlist: one existence check spares them reading the whole view.
+        if not self.db.execute(
+            "SELECT 1 FROM matches m JOIN items i ON i.id = m.item_id WHERE i.story_id = ? LIMIT 1",
+            [story_id],
+        ).fetchone():
             return 0
+        view = self.story_view(story_id)
         queued = 0
         for alert in plan(view):
             queued += self.db.execute(
