@@ -80,7 +80,11 @@ class DeliveryError(MonitorError):
     (a revoked webhook, an unknown recipient).
     """
 
-    def __init__(self, channel: str, message: str, *, temporary: bool = True) -> None:
+    def __init__(
+        self, channel: str, message: str, *, temporary: bool = True, retry_after: float | None = None
+    ) -> None:
         self.channel = channel
         self.temporary = temporary
+        # Seconds the receiver asked us to wait (Retry-After on a 429 or 503), if it said.
+        self.retry_after = retry_after
         super().__init__(message)

@@ -77,6 +77,16 @@ class StoredItem:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryEntry:
+    """One item of an alert's story, as a receiver sees it: who carried it, under what headline."""
+
+    outlet: str
+    title: str
+    link: str | None
+    published: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """One message owed to one channel. `id` is stable across every delivery attempt."""
 
@@ -99,10 +109,25 @@ class Alert:
     # Every outlet carrying the story, in the order they arrived; read when the alert is delivered,
     # so copies that arrived while it waited are listed too.
     sources: tuple[str, ...] = ()
+    # Every item of the story, read at delivery like `sources` (empty when the story is unknown).
+    story_items: tuple[StoryEntry, ...] = ()
 
     @property
     def also_reported_by(self) -> tuple[str, ...]:
         return tuple(s for s in self.sources if s != self.outlet)
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Several alerts for one channel, sent as one message (or a few numbered ones, where a
+    channel limits a message's size). `id` depends only on the channel and the digest's slot, so
+    a retried digest is recognisably the same one (email reuses it as the Message-ID).
+    """
+
+    id: str
+    channel: str
+    alerts: tuple[Alert, ...]
+    period_end: datetime  # the scheduled time the digest was due
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +186,9 @@ class DeliveryOutcome:
     delivered: bool
     error: str | None = None
     temporary: bool = True
+    retry_after: float | None = None  # seconds the receiver asked us to wait before trying again
+    # Delivered, but some recipients refused it (email): recorded, not retried.
+    refused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

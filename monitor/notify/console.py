@@ -6,9 +6,10 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from monitor.digest import sections
 from monitor.notify.base import deliver_each
 from monitor.stories import corroboration_note
-from monitor.types import Alert, DeliveryOutcome
+from monitor.types import Alert, DeliveryOutcome, Digest
 
 
 def format_alert(alert: Alert) -> str:
@@ -34,3 +35,13 @@ class ConsoleNotifier:
 
     async def _print(self, alert: Alert) -> None:
         print(format_alert(alert), file=self._stream or sys.stdout, flush=True)
+
+    async def deliver_digest(self, digest: Digest) -> list[DeliveryOutcome]:
+        lines = [f"=== digest: {len(digest.alerts)} alerts, due {digest.period_end:%Y-%m-%d %H:%M UTC} ==="]
+        for section in sections(digest.alerts):
+            lines.append(f"--- {section.watchlist_name} ({section.total}) ---")
+            lines.extend(format_alert(a) for a in section.alerts)
+            if section.more:
+                lines.append(f"  and {section.more} more")
+        print("\n".join(lines), file=self._stream or sys.stdout, flush=True)
+        return [DeliveryOutcome(a.id, self.name, True) for a in digest.alerts]
