@@ -1037,7 +1037,7 @@ def query_plans(database: Database, decisions: Sequence[Decision], per_kind: int
 
 
 NAMED_LOOKUPS = {
-    "story_tokens range scan (`_join_story`)": "FROM story_tokens WHERE published BETWEEN",
+    "story_tokens search (`_join_story`)": "FROM story_tokens WHERE token IN (SELECT value FROM json",
     "story link (`_join_story`)": "FROM items WHERE story_link =",
     "items by (feed, key) (`known`)": "SELECT key, fingerprint FROM items WHERE feed = ? AND key IN",
     "items by (feed, key) (`_upsert_item`)": "SELECT id, story_id FROM items WHERE feed = ? AND key = ?",

@@ -21,7 +21,9 @@ from monitor import __version__
 from monitor.app import load_checked_watchlists, open_runtime
 from monitor.config import DEFAULT_CONFIG, Settings, load_settings, parse_duration
 from monitor.errors import ConfigErrors, MonitorError
-from monitor.pipeline import run_cycle
+from monitor.notify.console import ConsoleNotifier
+from monitor.notify.email import preview_html
+from monitor.pipeline import batches, run_cycle
 from monitor.store import Store
 from monitor.stories import PairScores
 from monitor.tuning import (
@@ -36,7 +38,7 @@ from monitor.tuning import (
     scores_json,
     story_scores,
 )
-from monitor.types import Match
+from monitor.types import Digest, Match
 from monitor.watchlists import Matcher, Watchlist, load_watchlists
 from monitor.watchlists.matcher import item_fields
 from monitor.watchlists.model import FIELDS
@@ -188,11 +190,19 @@ def health(config_path: Path, max_age: str) -> None:
         store = Store.open(settings.defaults.state_path)
         try:
             last = store.get_meta("last_cycle_at")
+            failing = [h for h in store.failing_channels() if h.channel in settings.channels]
             store.set_meta("health_checked_at", datetime.now(UTC).isoformat())
         finally:
             store.close()
     except MonitorError as e:
         click.echo(f"unhealthy: {e}")
+        sys.exit(EXIT_UNHEALTHY)
+    if failing:
+        worst = failing[0]
+        click.echo(
+            f"unhealthy: channel {worst.channel} failing since {worst.failing_since:%Y-%m-%d %H:%M} UTC: "
+            f"{worst.last_error}" + (f" (and {len(failing) - 1} more channels)" if len(failing) > 1 else "")
+        )
         sys.exit(EXIT_UNHEALTHY)
     if last is None:
         click.echo("unhealthy: no poll has completed yet")
@@ -513,6 +523,107 @@ def stories_command(since: str, min_outlets: int, config_path: Path) -> None:
         click.echo(f"story {story_id}: {len(items)} items, {len(outlets)} outlets ({', '.join(outlets)})")
         for item in items:
             click.echo(f"  {item.published:%Y-%m-%d %H:%M}  {item.outlet or item.feed}: {item.title}")
+
+
+# Delivery: the outbox, retries, digest previews
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--failed", "failed_only", is_flag=True, help="Only alerts that failed for good.")
+@click.option("--limit", default=50, show_default=True, help="How many to list, newest first.")
+@config_option
+@click.pass_context
+def deliveries(ctx: click.Context, failed_only: bool, limit: int, config_path: Path) -> None:
+    """List queued, sent and failed alerts, and channels that are failing."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = _settings(config_path)
+    store = _open_store(settings)
+    try:
+        failing = store.failing_channels()
+        rows = store.deliveries(failed_only=failed_only, limit=limit)
+    finally:
+        store.close()
+    for h in failing:
+        click.echo(f"channel {h.channel} FAILING since {h.failing_since:%Y-%m-%d %H:%M} UTC: {h.last_error}")
+    if not rows:
+        click.echo("no failed alerts" if failed_only else "the outbox is empty")
+        return
+    click.echo(f"{'id':<12} {'status':<8} {'channel':<12} {'tries':>5} {'when':<17} title / error")
+    for r in rows:
+        when = r.sent_at if r.status == "sent" else (r.next_attempt_at if r.status == "pending" else None)
+        click.echo(
+            f"{r.id[:12]:<12} {r.status:<8} {r.channel[:12]:<12} {r.attempts:>5} "
+            f"{(when or r.created_at):%Y-%m-%d %H:%M} {r.title[:60]}"
+        )
+        if r.last_error:
+            click.echo(f"{'':<12} {r.last_error}")
+        if r.refused:
+            click.echo(f"{'':<12} refused by: {', '.join(r.refused)}")
+
+
+@deliveries.command("retry")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="Every failed alert.")
+@config_option
+def deliveries_retry(ids: tuple[str, ...], retry_all: bool, config_path: Path) -> None:
+    """Queue failed alerts again, due now: by id (or its first 6+ characters), or --all."""
+    if bool(ids) == retry_all:
+        raise click.UsageError("give alert ids or --all")
+    settings = _settings(config_path)
+    store = _open_store(settings)
+    try:
+        count = store.requeue(None if retry_all else list(ids), datetime.now(UTC))
+    finally:
+        store.close()
+    click.echo(f"{count} alert{'s' if count != 1 else ''} queued again")
+    if count == 0:
+        sys.exit(EXIT_UNHEALTHY)
+
+
+@cli.command("digest")
+@click.option("--preview", is_flag=True, required=True, help="Show, do not send (the only mode).")
+@click.option("--channel", default=None, help="Only this channel.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the email HTML here.",
+)
+@config_option
+def digest_command(preview: bool, channel: str | None, html_path: Path | None, config_path: Path) -> None:
+    """What would be sent now if every pending alert were due: each channel's immediate alerts and
+    digests, as the console shows them. Nothing is sent or marked."""
+    settings = _settings(config_path)
+    if channel is not None and channel not in settings.channels:
+        raise click.BadParameter(f"no channel {channel!r} in {config_path}", param_hint="--channel")
+    store = _open_store(settings)
+    try:
+        names = [channel] if channel else list(settings.channels)
+        alerts = store.due_alerts(None, names, limit=10_000)
+    finally:
+        store.close()
+    if not alerts:
+        click.echo("nothing pending")
+        return
+    html_parts = []
+    for name in names:
+        work = batches([a for a in alerts if a.channel == name])
+        if not work:
+            continue
+        click.echo(f"# channel {name}")
+        out = io.StringIO()
+        console = ConsoleNotifier(name, out)
+        for entry in work:
+            if isinstance(entry, Digest):
+                asyncio.run(console.deliver_digest(entry))
+            else:
+                asyncio.run(console.deliver([entry]))
+        click.echo(out.getvalue().rstrip())
+        html_parts.append(preview_html([a for a in alerts if a.channel == name]))
+    if html_path is not None:
+        html_path.write_text("\n".join(html_parts), encoding="utf-8")
+        click.echo(f"HTML written to {html_path}")
 
 
 def _open_store(settings: Settings) -> Store:

@@ -6,6 +6,7 @@ all; each names the file, the key path and what to do about it.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import tomllib
@@ -14,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor import USER_AGENT
 from monitor.dedup import Identity
 from monitor.errors import ConfigError, ConfigErrors
+from monitor.schedule import QuietHours, parse_quiet_hours
 
 T = TypeVar("T")
 
@@ -46,6 +49,8 @@ class Defaults:
     watchlists_dir: Path = Path("watchlists")
     story_window: float = 72 * 3600.0  # copies published this close together may be one story
     retention_days: int = 90  # items older than this are pruned; their identities are kept longer
+    timezone: str = "UTC"  # for digest schedules and quiet hours
+    delivery_max_age: float = 7 * 86400.0  # an alert still failing after this long is given up
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,9 @@ class SlackOptions:
 class WebhookOptions:
     url: str
     headers: tuple[tuple[str, str], ...] = ()
+    # The decoded Standard Webhooks signing key; None sends unsigned requests. Kept out of repr so
+    # printing the settings never shows it.
+    secret: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +97,12 @@ class EmailOptions:
     password: str | None = None
 
 
-ChannelOptions = ConsoleOptions | SlackOptions | WebhookOptions | EmailOptions
+@dataclass(frozen=True, slots=True)
+class AppriseOptions:
+    urls: tuple[str, ...]  # Apprise service URLs; each carries its service's tokens
+
+
+ChannelOptions = ConsoleOptions | SlackOptions | WebhookOptions | EmailOptions | AppriseOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +110,8 @@ class ChannelConfig:
     name: str
     type: str
     options: ChannelOptions
+    quiet_hours: QuietHours | None = None  # non-critical alerts wait for the end of these
+    timezone: str = "UTC"  # of its quiet hours and digest schedules
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +150,7 @@ def parse_settings(raw: Mapping[str, Any], path: Path, env: Mapping[str, str]) -
     base = path.parent
     defaults = _parse_defaults(root.table("defaults"), base)
     feeds = _parse_feeds(root, base)
-    channels = _parse_channels(root.table("channels"))
+    channels = _parse_channels(root.table("channels"), ZoneInfo(defaults.timezone))
     root.finish()
     settings = Settings(path=path, defaults=defaults, feeds=feeds, channels=channels)
     if errors:
@@ -159,6 +174,8 @@ def _parse_defaults(t: Table, base: Path) -> Defaults:
         watchlists_dir=_relative_path(t.string("watchlists_dir", None), base, d.watchlists_dir),
         story_window=t.duration("story_window", d.story_window, minimum=0),
         retention_days=int(t.number("retention_days", d.retention_days, minimum=1, maximum=36500)),
+        timezone=_timezone(t, "timezone", d.timezone),
+        delivery_max_age=t.duration("delivery_max_age", d.delivery_max_age, minimum=60),
     )
     t.finish()
     return result
@@ -211,7 +228,28 @@ def _check_feed_url(url: str, base: Path) -> str | None:
     return str((base / url).resolve())
 
 
-def _parse_channels(t: Table) -> dict[str, ChannelConfig]:
+def _timezone(t: Table, key: str, default: str) -> str:
+    name = t.string(key, default) or default
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        t.error(key, f"{name!r} is not a time zone; use an IANA name such as 'Europe/London' or 'UTC'")
+        return default
+    return name
+
+
+def _quiet_hours(c: Table, zone: ZoneInfo) -> QuietHours | None:
+    text = c.string("quiet_hours", None)
+    if not text:
+        return None
+    try:
+        return parse_quiet_hours(text, zone)
+    except ValueError as e:
+        c.error("quiet_hours", str(e))
+        return None
+
+
+def _parse_channels(t: Table, zone: ZoneInfo) -> dict[str, ChannelConfig]:
     channels: dict[str, ChannelConfig] = {}
     for name in t.keys():  # noqa: SIM118 (Table.keys marks keys as read)
         c = t.table(name)
@@ -224,8 +262,10 @@ def _parse_channels(t: Table) -> dict[str, ChannelConfig]:
                 c.error("type", f"unknown channel type {kind!r}; use one of {', '.join(_CHANNEL_PARSERS)}")
             continue
         options = parser(c)
+        timezone = _timezone(c, "timezone", zone.key)
+        quiet_hours = _quiet_hours(c, ZoneInfo(timezone))
         c.finish()
-        channels[name] = ChannelConfig(name=name, type=kind, options=options)
+        channels[name] = ChannelConfig(name, kind, options, quiet_hours, timezone)
     return channels
 
 
@@ -240,8 +280,53 @@ def _slack(c: Table) -> SlackOptions:
 def _webhook(c: Table) -> WebhookOptions:
     url = c.url("url", required=True)
     headers = c.table("headers")
-    pairs = tuple((k, headers.string(k, required=True)) for k in headers.keys())  # noqa: SIM118
-    return WebhookOptions(url=url, headers=pairs)
+    pairs = []
+    for name in headers.keys():  # noqa: SIM118 (Table.keys marks keys as read)
+        value = headers.string(name, required=True)
+        # A configured copy would be sent beside (or instead of) the one that is signed.
+        if name.lower() in ("content-type", "webhook-id", "webhook-timestamp", "webhook-signature"):
+            headers.error(name, "is set by monitor on every request; remove it from the headers table")
+        else:
+            pairs.append((name, value))
+
+    def signing_key(secret: str) -> bytes | str:
+        """The Standard Webhooks key of `whsec_<base64>` (the prefix is optional, as in the
+        reference libraries), or what is wrong with it. Never quotes the secret itself."""
+        text = secret.removeprefix("whsec_")
+        where = "after the 'whsec_' prefix" if text != secret else "(expected whsec_<base64>)"
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        if not text:
+            return "is empty; set a Standard Webhooks secret (whsec_<base64>) or remove the key"
+        offset = len(secret) - len(text) + 1  # positions count from 1, in the whole secret
+        for i, ch in enumerate(text):
+            if ch not in alphabet and ch != "=":
+                problem = f"is not valid base64 {where}: character {i + offset} is {ch!r}"
+                if ch in "-_":
+                    return problem + "; that is URL-safe base64: use the standard alphabet (+ and /)"
+                if ch in " \t\r\n'\"":
+                    return problem + "; stray spaces or quotes come from how the variable was set"
+                return problem
+        digits = text.rstrip("=")
+        if "=" in digits:
+            position = digits.index("=") + offset
+            return f"is not valid base64 {where}: character {position} is '='; '=' may only pad the end"
+        padding = len(text) - len(digits)
+        if len(digits) % 4 == 1 or padding > 2 or (padding and len(text) % 4):
+            return f"is not valid base64 {where}: its length is wrong (a character missing or extra?)"
+        key = base64.b64decode(digits + "=" * (-len(digits) % 4))
+        if not 24 <= len(key) <= 64:
+            return (
+                f"decodes to {len(key)} bytes; a Standard Webhooks key is 24 to 64 random bytes "
+                "(for example whsec_ and the base64 of secrets.token_bytes(32))"
+            )
+        return key
+
+    secret = c.string("secret", None)
+    key = signing_key(secret) if secret is not None else None
+    if isinstance(key, str):
+        c.error("secret", key)
+        key = None
+    return WebhookOptions(url=url, headers=tuple(pairs), secret=key)
 
 
 def _email(c: Table) -> EmailOptions:
@@ -261,11 +346,35 @@ def _email(c: Table) -> EmailOptions:
     )
 
 
+def _apprise(c: Table) -> AppriseOptions:
+    # Imported here, not at the top: the notify package imports this module.
+    from monitor.notify.apprise_channel import url_problem
+
+    single = c.string("url", None)
+    several = c.strings("urls", None)
+    if single is not None and several is not None:
+        c.error("urls", "set either `url` or `urls`, not both")
+    elif single is None and c.written("urls") is None:
+        c.error("url", "missing; set `url` (one service) or `urls` (a list of them)")
+    elif several == []:
+        c.error("urls", "list at least one URL")
+    if single is not None:
+        keyed = [("url", single)]
+    else:
+        keyed = [(f"urls[{i}]", url) for i, url in enumerate(several or ())]
+    for key, url in keyed:
+        problem = url_problem(url)
+        if problem:
+            c.error(key, problem)
+    return AppriseOptions(urls=tuple(url for _, url in keyed))
+
+
 _CHANNEL_PARSERS: dict[str, Callable[[Table], ChannelOptions]] = {
     "console": _console,
     "slack": _slack,
     "webhook": _webhook,
     "email": _email,
+    "apprise": _apprise,
 }
 
 

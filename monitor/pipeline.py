@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from monitor.config import FeedConfig, Settings
+from monitor.config import ChannelConfig, FeedConfig, Settings
 from monitor.dedup import canonical_link
 from monitor.errors import ParseError, StoreError
 from monitor.fetch import Fetcher
 from monitor.notify import Notifier
 from monitor.parse import parse_feed
+from monitor.schedule import first_due
 from monitor.store import Store
 from monitor.store.sqlite import Incoming, Known, PollRecord
 from monitor.stories import fingerprint
@@ -31,6 +32,7 @@ from monitor.types import (
     Alert,
     CycleReport,
     DeliveryOutcome,
+    Digest,
     FeedOutcome,
     FetchStatus,
     Item,
@@ -94,23 +96,34 @@ def alert_id(item: Item, watchlist: str, channel: str) -> str:
 def plan_alerts(
     story: StoryView,
     watchlists: Mapping[str, Watchlist],
-    channels: Sequence[str],
+    channels: Mapping[str, ChannelConfig | None] | Sequence[str],
     now: datetime,
 ) -> list[Alert]:
-    """The alerts a story owes: one per (watchlist it matched, routed channel) not already queued.
+    """The alerts a story owes: one per (watchlist it matched, routed channel) not already queued,
+    each due when the watchlist's delivery for that channel and the channel's quiet hours say.
 
     A watchlist with `min_sources = N` owes nothing until N distinct outlets carry the story; the
     alert then says it waited for them. Watchlists deleted since they matched owe nothing.
+    Channels given by name alone have no quiet hours and keep time in UTC.
     """
+    configs = channels if isinstance(channels, Mapping) else dict.fromkeys(channels)
     alerts = []
     for slug, (item, terms) in story.matched.items():
         watchlist = watchlists.get(slug)
         if watchlist is None or len(story.outlets) < watchlist.min_sources:
             continue
-        routed = channels if watchlist.channels is None else [c for c in watchlist.channels if c in channels]
+        routed = configs if watchlist.channels is None else [c for c in watchlist.channels if c in configs]
         for channel in routed:
             if (slug, channel) in story.alerted:
                 continue
+            config = configs[channel]
+            due_at, digest = first_due(
+                watchlist.delivery_for(channel),
+                watchlist.severity,
+                now,
+                zone=config.timezone if config else "UTC",
+                quiet=config.quiet_hours if config else None,
+            )
             alerts.append(
                 Alert(
                     id=alert_id(item, watchlist.slug, channel),
@@ -130,6 +143,8 @@ def plan_alerts(
                     outlet=item.outlet or item.feed,
                     min_sources=watchlist.min_sources,
                     sources=story.outlets,
+                    due_at=due_at,
+                    digest=digest,
                 )
             )
     return alerts
@@ -235,7 +250,12 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
             lambda: [prepare(i, matcher, links[i.key]) for i in sorted_out.new + sorted_out.edited]
         )
         by_slug = {w.slug: w for w in matcher.watchlists}
-        planner = functools.partial(plan_alerts, watchlists=by_slug, channels=list(rt.notifiers), now=now)
+        planner = functools.partial(
+            plan_alerts,
+            watchlists=by_slug,
+            channels={c: rt.settings.channels.get(c) for c in rt.notifiers},
+            now=now,
+        )
         record = PollRecord(
             feed.name, feed.url, result, incoming, warning=warning, seen_tombstones=sorted_out.seen_tombstones
         )
@@ -258,19 +278,50 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
     )
 
 
-async def deliver_pending(rt: Runtime, *, due_only: bool = True) -> list[DeliveryOutcome]:
-    """Send queued alerts, channel by channel, marking each sent only after the channel accepted it.
+def digest_id(channel: str, due_at: datetime) -> str:
+    """A digest is its channel and its slot: the same id on every retry, whatever else changed."""
+    return hashlib.sha256(f"digest\x1f{channel}\x1f{due_at.isoformat()}".encode()).hexdigest()[:26]
 
-    With `due_only` False every pending alert is tried now, whatever its backoff.
+
+def batches(alerts: Sequence[Alert]) -> list[Alert | Digest]:
+    """What a channel is sent, in order: its immediate alerts one by one (oldest first), then
+    a digest per slot (oldest slot first) holding every alert due in it."""
+    immediate = sorted((a for a in alerts if not a.digest), key=lambda a: (a.published, a.id))
+    slots: dict[datetime, list[Alert]] = defaultdict(list)
+    for alert in alerts:
+        if alert.digest:
+            slots[alert.due_at or alert.created_at].append(alert)
+    digests = [
+        Digest(digest_id(group[0].channel, due), group[0].channel, tuple(group), due)
+        for due, group in sorted(slots.items())
+    ]
+    return [*immediate, *digests]
+
+
+async def send_to(notifier: Notifier, alerts: Sequence[Alert]) -> list[DeliveryOutcome]:
+    """Deliver a channel's due alerts: immediate ones in one call, each digest in its own."""
+    work = batches(alerts)
+    immediate = [a for a in work if isinstance(a, Alert)]
+    outcomes = await notifier.deliver(immediate) if immediate else []
+    for digest in (d for d in work if isinstance(d, Digest)):
+        outcomes.extend(await notifier.deliver_digest(digest))
+    return outcomes
+
+
+async def deliver_pending(rt: Runtime, *, retry_now: bool = False) -> list[DeliveryOutcome]:
+    """Send due alerts, channel by channel, marking each sent only after the channel accepted it.
+
+    With `retry_now` alerts that failed before are tried now, whatever their backoff; alerts
+    waiting for their digest or for the end of quiet hours still wait.
     """
     async with rt._delivering:
         now = rt.clock()
-        alerts = rt.store.due_alerts(now if due_only else None, channels=list(rt.notifiers))
+        alerts = rt.store.due_alerts(now, channels=list(rt.notifiers), retry_now=retry_now)
         by_channel: dict[str, list[Alert]] = defaultdict(list)
-        for alert in sorted(alerts, key=lambda a: (a.published, a.id)):
+        for alert in alerts:
             by_channel[alert.channel].append(alert)
         results = await asyncio.gather(
-            *(rt.notifiers[c].deliver(batch) for c, batch in by_channel.items()), return_exceptions=True
+            *(send_to(rt.notifiers[c], batch) for c, batch in by_channel.items()), return_exceptions=True
         )
         outcomes: list[DeliveryOutcome] = []
         for (channel, batch), result in zip(by_channel.items(), results, strict=True):
@@ -290,8 +341,14 @@ async def deliver_pending(rt: Runtime, *, due_only: bool = True) -> list[Deliver
                     "will retry" if outcome.temporary else "permanent",
                     outcome.error,
                 )
+            elif outcome.refused:
+                log.warning(
+                    "alert %s to %s: refused by %s", outcome.alert_id, outcome.channel, outcome.refused
+                )
         try:
-            rt.store.record_deliveries(outcomes, rt.clock())
+            rt.store.record_deliveries(
+                outcomes, rt.clock(), timedelta(seconds=rt.settings.defaults.delivery_max_age)
+            )
         except StoreError as e:
             # The sends happened; their alerts stay pending and go again, with the same ids.
             log.error("delivery results not recorded: %s", e)
@@ -308,7 +365,7 @@ async def run_cycle(rt: Runtime, feeds: Sequence[FeedConfig] | None = None) -> C
             return await poll_feed(rt, feed)
 
     outcomes = await asyncio.gather(*(bounded(f) for f in targets))
-    deliveries = await deliver_pending(rt, due_only=False)
+    deliveries = await deliver_pending(rt, retry_now=True)
     prune_if_due(rt)
     report = CycleReport(tuple(outcomes), tuple(deliveries), rt.store.outbox_counts().get("pending", 0))
     record_cycle(rt, report)

@@ -111,6 +111,9 @@ class Alert:
     sources: tuple[str, ...] = ()
     # Every item of the story, read at delivery like `sources` (empty when the story is unknown).
     story_items: tuple[StoryEntry, ...] = ()
+    # When it is first due: at once, the end of the channel's quiet hours, or its digest's time.
+    due_at: datetime | None = None
+    digest: bool = False  # sent with the other alerts of the channel due at the same `due_at`
 
     @property
     def also_reported_by(self) -> tuple[str, ...]:

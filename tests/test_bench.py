@@ -140,7 +140,7 @@ def test_no_statement_of_a_decision_scans_a_table(story_databases: list[stories.
     assert [p.statement for p in plans if p.scans] == []
     for label, plan in stories.named(plans).items():
         assert plan is not None, label
-        assert plan.details[0].startswith("SEARCH"), (label, plan.details)
+        assert any(d.startswith("SEARCH") for d in plan.details), (label, plan.details)
     # The check is not vacuous: a lookup by an unindexed column is a full scan, and is caught.
     conn = sqlite3.connect(story_databases[-1].path)
     query = "EXPLAIN QUERY PLAN SELECT id FROM items WHERE title = 'x'"

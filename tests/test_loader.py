@@ -11,7 +11,7 @@ from monitor.errors import ConfigErrors, LocatedError, WatchlistError
 from monitor.types import Severity
 from monitor.watchlists import Matcher, Watchlist, load_watchlist, load_watchlists
 from monitor.watchlists.loader import load_term_sets
-from monitor.watchlists.model import DEFAULT_FIELDS, And, Delivery, Near, Not, Or, Regex, Term, Word, leaves
+from monitor.watchlists.model import DEFAULT_FIELDS, And, Near, Not, Or, Regex, Term, Word, leaves
 
 SHIPPED = Path(__file__).resolve().parents[1] / "watchlists"
 
@@ -68,7 +68,7 @@ def test_a_valid_watchlist_loads_with_every_key(tmp_path: Path) -> None:
     assert w.description == "Ambassadors returning to Tehran or Islamabad"
     assert w.severity is Severity.HIGH
     assert w.channels == ("ops", "mail")
-    assert w.delivery is Delivery.IMMEDIATE
+    assert w.delivery == "immediate"
     assert w.min_sources == 2
     assert w.source == "@envoys NEAR/8 return* AND NOT title:recall*\n"
     envoys = Or(
@@ -91,7 +91,7 @@ def test_defaults_of_the_optional_keys(tmp_path: Path) -> None:
     """Severity medium, delivery immediate, every channel (None), no description, one source."""
     w = load_watchlist(write(tmp_path / "min.toml", 'name = "Min"\nquery = "Zahedan"\n'))
     assert w.severity is Severity.MEDIUM
-    assert w.delivery is Delivery.IMMEDIATE
+    assert w.delivery == "immediate"
     assert w.min_sources == 1
     assert w.channels is None
     assert w.description == ""
@@ -153,7 +153,8 @@ def _python_repr(toml_value: str) -> str:
         (
             'name = "n"\ndelivery = "digest"\nquery = "x"\n',
             "delivery",
-            "'digest' is not supported; the delivery mode is 'immediate'",
+            "'digest': use 'immediate', 'every 4h', 'every 30m', 'daily at 08:00' "
+            "or a cron expression such as '0 8 * * 1-5'",
         ),
         (
             'name = "n"\nchannels = "ops"\nquery = "x"\n',
@@ -484,3 +485,111 @@ def test_the_shipped_watchlists_load_without_errors() -> None:
     assert {"chinese-diplomacy", "sistan-baluchestan", "ambassador-returns"} <= slugs
     assert slugs == {p.stem for p in SHIPPED.glob("*.toml")}
     assert all(w.name for w in watchlists)
+
+
+# Delivery: one schedule for every channel, or a table by channel
+
+
+def test_delivery_as_a_string_applies_to_every_channel(tmp_path: Path) -> None:
+    """delivery = "daily at 08:00" is every channel's schedule."""
+    text = 'name = "n"\ndelivery = "daily at 08:00"\nquery = "x"\n'
+    w = load_watchlist(write(tmp_path / "w.toml", text), {"ops", "mail"})
+    assert w.delivery == "daily at 08:00"
+    assert w.delivery_by_channel == {}
+    assert w.delivery_for("ops") == w.delivery_for("mail") == "daily at 08:00"
+
+
+@pytest.mark.parametrize("value", ['"IMMEDIATE"', '" Immediate "', '{ default = "immediate" }', "{}"])
+def test_immediate_delivery_is_normalised(tmp_path: Path, value: str) -> None:
+    """Any spelling of immediate, an explicit default or an empty table all mean immediate."""
+    w = load_watchlist(write(tmp_path / "w.toml", f'name = "n"\ndelivery = {value}\nquery = "x"\n'))
+    assert w.delivery == "immediate"
+    assert w.delivery_by_channel == {}
+
+
+def test_delivery_as_a_table_by_channel(tmp_path: Path) -> None:
+    """A table gives named channels their own schedule and `default` to the rest."""
+    text = (
+        'name = "n"\nquery = "x"\n'
+        '[delivery]\ndefault = "every 4h"\nmail = "daily at 08:00"\nops = "immediate"\n'
+    )
+    w = load_watchlist(write(tmp_path / "w.toml", text), {"ops", "mail", "stdout"})
+    assert w.delivery == "every 4h"
+    assert w.delivery_by_channel == {"mail": "daily at 08:00", "ops": "immediate"}
+    assert w.delivery_for("mail") == "daily at 08:00"
+    assert w.delivery_for("ops") == "immediate"
+    assert w.delivery_for("stdout") == "every 4h"
+
+
+def test_a_delivery_table_without_default_is_immediate_elsewhere(tmp_path: Path) -> None:
+    """Channels a table does not name are delivered immediately unless it sets `default`."""
+    text = 'name = "n"\ndelivery = { mail = "0 8 * * 1-5" }\nquery = "x"\n'
+    w = load_watchlist(write(tmp_path / "w.toml", text), {"ops", "mail"})
+    assert (w.delivery_for("mail"), w.delivery_for("ops")) == ("0 8 * * 1-5", "immediate")
+
+
+def test_a_delivery_table_may_name_any_channel_when_channels_are_not_known(tmp_path: Path) -> None:
+    """Without the configured channels (the tuning commands), every channel name is accepted."""
+    text = 'name = "n"\ndelivery = { pager = "every 30m" }\nquery = "x"\n'
+    assert load_watchlist(write(tmp_path / "w.toml", text)).delivery_for("pager") == "every 30m"
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "message"),
+    [
+        (
+            '{ default = "immediate", pager = "every 4h" }',
+            "delivery.pager",
+            "channel 'pager' is not defined in config.toml [channels]",
+        ),
+        (
+            '"every 2m"',
+            "delivery",
+            "'every 2m': a digest interval must be between 5 minutes and 7 days",
+        ),
+        (
+            '{ mail = "daily at 25:00" }',
+            "delivery.mail",
+            "'daily at 25:00': not a time of day (use HH:MM, 00:00 to 23:59)",
+        ),
+        (
+            '{ default = "hourly" }',
+            "delivery.default",
+            "'hourly': use 'immediate', 'every 4h', 'every 30m', 'daily at 08:00' or a cron expression "
+            "such as '0 8 * * 1-5'",
+        ),
+        (
+            '{ ops = "0 8 * * 9" }',
+            "delivery.ops",
+            "'0 8 * * 9': not a valid cron expression ('9' is not a day of the week (0-7 or sun-sat))",
+        ),
+        (
+            "3",
+            "delivery",
+            "expected 'immediate' or a digest schedule such as 'daily at 08:00' or 'every 4h'",
+        ),
+        (
+            '["immediate"]',
+            "delivery",
+            "expected 'immediate' or a digest schedule such as 'daily at 08:00' or 'every 4h'",
+        ),
+        (
+            "{ mail = 8 }",
+            "delivery.mail",
+            "expected 'immediate' or a digest schedule such as 'daily at 08:00' or 'every 4h'",
+        ),
+    ],
+)
+def test_delivery_errors_name_the_key(tmp_path: Path, value: str, key: str, message: str) -> None:
+    """A bad schedule, a non-string or an unknown channel is reported at delivery or delivery.<channel>."""
+    path = write(tmp_path / "w.toml", f'name = "n"\ndelivery = {value}\nquery = "x"\n')
+    errors = load_errors(path, {"ops", "mail"})
+    assert only_error(errors, path, key) == message
+    assert [e.key for e in errors] == [key]
+
+
+def test_every_bad_channel_in_a_delivery_table_is_reported(tmp_path: Path) -> None:
+    """Each bad entry of a delivery table is its own error; the good ones are not blamed."""
+    text = 'name = "n"\ndelivery = { ops = "every 4h", pager = "every 4h", mail = "soon" }\nquery = "x"\n'
+    path = write(tmp_path / "w.toml", text)
+    assert sorted(e.key for e in load_errors(path, {"ops", "mail"})) == ["delivery.mail", "delivery.pager"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sqlite3
 from collections.abc import Sequence
@@ -15,10 +16,10 @@ from hypothesis import strategies as st
 import monitor.store.sqlite as sqlite_module
 from monitor.errors import StoreError
 from monitor.pipeline import plan_alerts
+from monitor.schedule import RETRY_DELAYS, RETRY_JITTER
 from monitor.store import Store
 from monitor.store.migrations import MIGRATIONS
 from monitor.store.sqlite import (
-    RETRY_DELAYS,
     Incoming,
     Planner,
     PollRecord,
@@ -46,6 +47,7 @@ CHANNELS = ("ops", "mail")
 NOW = datetime(2024, 1, 20, 12, 0, tzinfo=UTC)
 PUBLISHED = datetime(2024, 1, 18, 9, 30, tzinfo=UTC)
 WINDOW = timedelta(hours=72)
+HOUR = timedelta(hours=1)
 RETENTION = timedelta(days=30)
 
 # Hand-written news texts: each pair is one event told twice, in other words.
@@ -855,6 +857,18 @@ def test_sent_alert_is_not_due_again(store):
     assert (row["status"], row["attempts"], row["sent_at"]) == ("sent", 1, "2024-01-20T12:00:05+00:00")
 
 
+def next_attempt_of(store: Store, alert_id: str) -> datetime:
+    return datetime.fromisoformat(str(outbox_row(store, alert_id)["next_attempt_at"]))
+
+
+def within_jitter(when: datetime, now: datetime, delay: float) -> bool:
+    return (
+        now + timedelta(seconds=delay * (1 - RETRY_JITTER))
+        <= when
+        <= now + timedelta(seconds=delay * (1 + RETRY_JITTER))
+    )
+
+
 def test_temporary_failure_backs_off(store):
     """A temporary failure keeps the alert pending, counts the attempt and pushes its next try out."""
     store.record_poll(poll(["a"]), NOW, simple_planner(), WINDOW)
@@ -862,18 +876,17 @@ def test_temporary_failure_backs_off(store):
     failed(store, alert_id, "HTTP 503", temporary=True, now=NOW)
     row = outbox_row(store, alert_id)
     assert (row["status"], row["attempts"], row["last_error"]) == ("pending", 1, "HTTP 503")
-    next_attempt = datetime.fromisoformat(str(row["next_attempt_at"]))
-    assert next_attempt == NOW + timedelta(seconds=RETRY_DELAYS[0])
-    assert next_attempt > NOW
+    next_attempt = next_attempt_of(store, alert_id)
+    assert within_jitter(next_attempt, NOW, RETRY_DELAYS[0])
     assert store.due_alerts(NOW, CHANNELS) == []
+    assert [a.id for a in store.due_alerts(NOW, CHANNELS, retry_now=True)] == [alert_id]
     assert [a.id for a in store.due_alerts(next_attempt, CHANNELS)] == [alert_id]
     assert [a.id for a in store.due_alerts(None, CHANNELS)] == [alert_id]
 
     later = next_attempt
     failed(store, alert_id, "timeout", temporary=True, now=later)
-    row = outbox_row(store, alert_id)
-    assert row["attempts"] == 2
-    assert datetime.fromisoformat(str(row["next_attempt_at"])) == later + timedelta(seconds=RETRY_DELAYS[1])
+    assert outbox_row(store, alert_id)["attempts"] == 2
+    assert within_jitter(next_attempt_of(store, alert_id), later, RETRY_DELAYS[1])
 
 
 def test_backoff_caps_at_the_last_delay(store):
@@ -881,9 +894,48 @@ def test_backoff_caps_at_the_last_delay(store):
     store.record_poll(poll(["a"]), NOW, simple_planner(), WINDOW)
     for _ in range(len(RETRY_DELAYS) + 3):
         failed(store, "a-envoys-ops", "down", temporary=True, now=NOW)
+    assert outbox_row(store, "a-envoys-ops")["attempts"] == len(RETRY_DELAYS) + 3
+    assert within_jitter(next_attempt_of(store, "a-envoys-ops"), NOW, RETRY_DELAYS[-1])
+
+
+def test_retries_spread_out_with_jitter(store):
+    """Alerts failing together are not all retried at the same second."""
+    store.record_poll(poll([f"k{n}" for n in range(20)]), NOW, simple_planner(), WINDOW)
+    for n in range(20):
+        failed(store, f"k{n}-envoys-ops", "HTTP 503", temporary=True, now=NOW)
+    assert len({next_attempt_of(store, f"k{n}-envoys-ops") for n in range(20)}) >= 5  # of 13 seconds
+
+
+def test_retry_after_pushes_the_next_attempt_out(store):
+    """A Retry-After longer than the backoff is honoured."""
+    store.record_poll(poll(["a"]), NOW, simple_planner(), WINDOW)
+    store.record_deliveries(
+        [DeliveryOutcome("a-envoys-ops", "ops", False, "HTTP 429", True, retry_after=900.0)], NOW
+    )
+    assert next_attempt_of(store, "a-envoys-ops") == NOW + timedelta(seconds=900)
+
+
+def test_temporary_failures_give_up_at_the_maximum_age(store):
+    """An alert still failing after the maximum age is failed, saying why; a manual retry restarts it."""
+    store.record_poll(poll(["a"]), NOW, simple_planner(), WINDOW)
+    max_age = timedelta(days=2)
+    when = NOW
+    while outbox_row(store, "a-envoys-ops")["status"] == "pending":
+        store.record_deliveries(
+            [DeliveryOutcome("a-envoys-ops", "ops", False, "HTTP 503", True)], when, max_age
+        )
+        when = next_attempt_of(store, "a-envoys-ops")
+        assert when - NOW < timedelta(days=3)
     row = outbox_row(store, "a-envoys-ops")
-    assert row["attempts"] == len(RETRY_DELAYS) + 3
-    assert datetime.fromisoformat(str(row["next_attempt_at"])) == NOW + timedelta(seconds=RETRY_DELAYS[-1])
+    assert str(row["last_error"]).startswith("gave up after")
+    assert "HTTP 503" in str(row["last_error"])
+    assert store.due_alerts(None, CHANNELS) == []
+
+    later = NOW + timedelta(days=5)
+    assert store.requeue(None, later) == 1
+    assert [a.id for a in store.due_alerts(later, CHANNELS)] == ["a-envoys-ops"]
+    store.record_deliveries([DeliveryOutcome("a-envoys-ops", "ops", False, "HTTP 503", True)], later, max_age)
+    assert outbox_row(store, "a-envoys-ops")["status"] == "pending"
 
 
 def test_permanent_failure_gives_up(store):
@@ -895,6 +947,53 @@ def test_permanent_failure_gives_up(store):
     assert store.due_alerts(None, CHANNELS) == []
     assert store.due_alerts(NOW + timedelta(days=30), CHANNELS) == []
     assert store.outbox_counts() == {"failed": 1}
+
+
+def test_permanent_failure_marks_the_channel_failing_until_a_delivery(store):
+    """A channel is failing from its first permanent failure until something reaches it again."""
+    store.record_poll(poll(["a", "b", "c"]), NOW, simple_planner(), WINDOW)
+    assert store.failing_channels() == []
+    failed(store, "a-envoys-ops", "Slack refused the webhook: invalid_token", temporary=False, now=NOW)
+    failed(store, "b-envoys-ops", "Slack refused the webhook: no_service", temporary=False, now=NOW + HOUR)
+    [health] = store.failing_channels()
+    assert (health.channel, health.failing_since) == ("ops", NOW)
+    assert health.last_error.endswith("no_service")
+    failed(store, "c-envoys-ops", "HTTP 503", temporary=True, now=NOW + 2 * HOUR)
+    assert [h.channel for h in store.failing_channels()] == ["ops"]
+    sent(store, "c-envoys-ops", NOW + 3 * HOUR)
+    assert store.failing_channels() == []
+
+
+def test_deliveries_lists_newest_first_and_filters_failed(store):
+    """The outbox listing shows status, attempts, errors and refused recipients."""
+    store.record_poll(poll(["a"]), NOW, simple_planner(), WINDOW)
+    store.record_poll(poll(["b"], etag='"v2"'), NOW + HOUR, simple_planner(), WINDOW)
+    failed(store, "a-envoys-ops", "SMTP 550 from mx: no such user", temporary=False, now=NOW + HOUR)
+    store.record_deliveries(
+        [
+            DeliveryOutcome(
+                "b-envoys-ops", "ops", True, "refused: x@desk.example", refused=("x@desk.example",)
+            )
+        ],
+        NOW + 2 * HOUR,
+    )
+    rows = store.deliveries()
+    assert [(r.id, r.status) for r in rows] == [("b-envoys-ops", "sent"), ("a-envoys-ops", "failed")]
+    assert rows[0].refused == ("x@desk.example",)
+    assert rows[1].last_error == "SMTP 550 from mx: no such user"
+    assert rows[1].title
+    assert [r.id for r in store.deliveries(failed_only=True)] == ["a-envoys-ops"]
+
+
+def test_requeue_by_id_prefix(store):
+    """`deliveries retry ID` takes an id or a prefix of at least 6 characters; sent alerts stay sent."""
+    store.record_poll(poll(["alpha", "bravo"]), NOW, simple_planner(), WINDOW)
+    failed(store, "alpha-envoys-ops", "gone", temporary=False, now=NOW)
+    sent(store, "bravo-envoys-ops", NOW)
+    assert store.requeue(["alpha-"], NOW + HOUR) == 1
+    assert store.requeue(["bravo-envoys-ops"], NOW + HOUR) == 0
+    assert store.requeue(["al"], NOW + HOUR) == 0
+    assert [a.id for a in store.due_alerts(NOW + HOUR, CHANNELS)] == ["alpha-envoys-ops"]
 
 
 def test_meta(store):
@@ -933,11 +1032,15 @@ def test_alert_json_round_trip():
 
 
 def test_alert_round_trip_through_the_store(store):
-    """The alert that comes out of the outbox equals the one that went in."""
+    """The alert that comes out of the outbox equals the one that went in, with its story's items."""
     planned: list[Alert] = []
     store.record_poll(poll(["a"]), NOW, simple_planner(log=planned), WINDOW)
     assert len(planned) == 1
-    assert store.due_alerts(NOW, CHANNELS) == planned
+    [due] = store.due_alerts(NOW, CHANNELS)
+    assert dataclasses.replace(due, story_items=()) == planned[0]
+    assert [(e.outlet, e.title, e.link) for e in due.story_items] == [
+        (planned[0].outlet, planned[0].title, planned[0].link)
+    ]
 
 
 def test_alerts_for_unconfigured_channels_do_not_crowd_out_others(store):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import httpx
 
 from monitor.config import ChannelConfig, Settings
+from monitor.notify.apprise_channel import AppriseNotifier
 from monitor.notify.base import Notifier
 from monitor.notify.console import ConsoleNotifier
 from monitor.notify.email import EmailNotifier
@@ -24,6 +25,7 @@ CHANNEL_TYPES: dict[str, NotifierFactory] = {
     "slack": lambda c, client: SlackNotifier(c, client),
     "webhook": lambda c, client: WebhookNotifier(c, client),
     "email": lambda c, _: EmailNotifier(c),
+    "apprise": lambda c, _: AppriseNotifier(c),
 }
 
 

@@ -117,4 +117,19 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX tombstones_seen ON tombstones (seen_at);
     CREATE INDEX outbox_story ON outbox (story_id);
     """,
+    # 4: delivery state. A manual retry restarts an alert's maximum age (`requeued_at`); `refused`
+    # keeps the recipients a delivered email did not reach; `channel_health` says which channels
+    # refuse everything (a revoked webhook) so health checks and `monitor deliveries` show it.
+    """
+    ALTER TABLE outbox ADD COLUMN requeued_at TEXT;
+    ALTER TABLE outbox ADD COLUMN refused TEXT;
+    CREATE INDEX outbox_pending ON outbox (status, next_attempt_at);
+    CREATE TABLE channel_health (
+        channel TEXT PRIMARY KEY,
+        failing_since TEXT,
+        last_error TEXT,
+        last_failure_at TEXT,
+        last_success_at TEXT
+    );
+    """,
 )

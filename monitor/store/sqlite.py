@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,8 +16,9 @@ from typing import Any
 import sqlite_utils
 
 from monitor.errors import StoreError
+from monitor.schedule import retry_at
 from monitor.store.migrations import MIGRATIONS
-from monitor.stories import Fingerprint, same_story
+from monitor.stories import MIN_SHARED, Fingerprint, same_story
 from monitor.types import (
     Alert,
     DeliveryOutcome,
@@ -25,12 +27,10 @@ from monitor.types import (
     Match,
     Severity,
     StoredItem,
+    StoryEntry,
     StoryView,
     Validators,
 )
-
-# Delay before each retry of an alert whose delivery failed temporarily (then every 12 hours).
-RETRY_DELAYS = (30, 120, 600, 3600, 6 * 3600, 12 * 3600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,31 @@ class PollRecord:
     items: Sequence[Incoming]  # new items, and stored items whose text changed
     warning: str | None = None
     seen_tombstones: Sequence[str] = ()  # keys of pruned items the feed still lists
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHealth:
+    channel: str
+    failing_since: datetime
+    last_error: str
+    last_success_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One outbox entry as `monitor deliveries` lists it."""
+
+    id: str
+    channel: str
+    watchlist: str
+    status: str  # pending, sent or failed
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+    refused: tuple[str, ...]
+    title: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,18 +352,26 @@ class Store:
         fp = incoming.fingerprint
         published = int(fp.published.timestamp())
         span = int(window.total_seconds())
-        shared: dict[int, float] = {}
-        for other, weight in self._in(
-            "SELECT item_id, SUM(weight) FROM story_tokens WHERE published BETWEEN ? AND ?"
-            " AND token IN ({}) GROUP BY item_id",
-            [published - span, published + span],
-            list(fp.tokens),
-        ):
-            shared[other] = shared.get(other, 0.0) + weight
-        for other in shared:
-            row = self.db.execute("SELECT token_weight, story_id FROM items WHERE id = ?", [other]).fetchone()
-            if row and other != item_id and same_story(shared[other], fp.weight, row[0]):
-                stories.add(row[1])
+        if fp.weight >= MIN_SHARED:  # a lighter item cannot share enough with any other
+            stories.update(
+                story
+                for shared, weight, story in self.db.execute(
+                    # Summed and filtered inside SQLite: only items sharing MIN_SHARED come back,
+                    # one row each, instead of one query per item sharing any token.
+                    "SELECT g.shared, i.token_weight, i.story_id FROM (SELECT item_id, SUM(weight) AS shared"
+                    " FROM story_tokens WHERE token IN (SELECT value FROM json_each(:tokens))"
+                    " AND published BETWEEN :start AND :end AND item_id != :item"
+                    " GROUP BY item_id HAVING SUM(weight) >= :least) g JOIN items i ON i.id = g.item_id",
+                    {
+                        "tokens": json.dumps(list(fp.tokens)),
+                        "start": published - span,
+                        "end": published + span,
+                        "item": item_id,
+                        "least": MIN_SHARED,
+                    },
+                )
+                if same_story(shared, fp.weight, weight)
+            )
         if not stories:
             cursor = self.db.execute("INSERT INTO stories (first_seen) VALUES (?)", [stamp])
             assert cursor.lastrowid is not None
@@ -403,7 +436,7 @@ class Store:
                     alert.item_key,
                     alert_to_json(alert),
                     stamp,
-                    stamp,
+                    _iso(alert.due_at) if alert.due_at else stamp,
                     story_id,
                 ],
             ).rowcount
@@ -462,8 +495,12 @@ class Store:
 
     # Outbox
 
-    def due_alerts(self, now: datetime | None, channels: Sequence[str], limit: int = 1000) -> list[Alert]:
-        """Pending alerts for `channels` whose next attempt is due (all pending ones when `now` is None).
+    def due_alerts(
+        self, now: datetime | None, channels: Sequence[str], limit: int = 1000, *, retry_now: bool = False
+    ) -> list[Alert]:
+        """Pending alerts for `channels` whose next attempt is due (every pending one when `now` is
+        None). With `retry_now`, alerts that failed before are due at once, whatever their backoff
+        (alerts waiting for a digest or for the end of quiet hours still wait).
 
         Alerts queued for a channel no longer configured are left alone, and do not count towards
         `limit`, so they can never crowd out the channels that work.
@@ -471,7 +508,8 @@ class Store:
         if not channels:
             return []
         marks = ",".join("?" * len(channels))
-        due = "" if now is None else " AND next_attempt_at <= ?"
+        retried = " OR attempts > 0" if retry_now else ""
+        due = "" if now is None else f" AND (next_attempt_at <= ?{retried})"
         rows = self.db.execute(
             f"SELECT payload, story_id FROM outbox WHERE status = 'pending' AND channel IN ({marks}){due}"  # noqa: S608
             " ORDER BY created_at, id LIMIT ?",
@@ -483,11 +521,18 @@ class Store:
         """The alert with every outlet its story has now, copies that came while it waited included."""
         if story_id is None:
             return alert
-        outlets = self.db.execute(
-            "SELECT outlet FROM items WHERE story_id = ? ORDER BY first_seen, id", [story_id]
-        ).fetchall()
-        sources = tuple(dict.fromkeys([alert.outlet or alert.feed, *(o for (o,) in outlets)]))
-        return dataclasses.replace(alert, story_id=story_id, sources=sources)
+        entries = [
+            StoryEntry(outlet or feed, title, link, datetime.fromisoformat(published))
+            for outlet, feed, title, link, published in self.db.execute(
+                "SELECT outlet, feed, title, link, published FROM items WHERE story_id = ?"
+                " ORDER BY first_seen, id",
+                [story_id],
+            )
+        ]
+        if not entries:  # the story was pruned: keep what the alert was queued with
+            return alert
+        sources = tuple(dict.fromkeys([alert.outlet or alert.feed, *(e.outlet for e in entries)]))
+        return dataclasses.replace(alert, story_id=story_id, sources=sources, story_items=tuple(entries))
 
     def stories_of(self, story_id: int) -> list[Item]:
         """The items of one story, in arrival order."""
@@ -545,35 +590,124 @@ class Store:
             tombstones = self.db.execute("DELETE FROM tombstones WHERE seen_at < ?", [cutoff]).rowcount
         return PruneReport(items, stories, alerts, tokens, tombstones)
 
-    def record_deliveries(self, outcomes: Sequence[DeliveryOutcome], now: datetime) -> None:
-        """Record a delivery run in one transaction: sent, or failed and when to retry."""
+    def record_deliveries(
+        self,
+        outcomes: Sequence[DeliveryOutcome],
+        now: datetime,
+        max_age: timedelta = timedelta(days=7),
+        rng: random.Random | None = None,
+    ) -> None:
+        """Record a delivery run in one transaction: sent, or failed and when to retry.
+
+        A temporary failure is retried on the backoff schedule (sooner never than a Retry-After
+        asked) until the alert is `max_age` old (counted from a manual retry, if any), then it
+        is given up as failed. A permanent failure fails the alert at once and marks its channel
+        as failing until something is delivered to it again.
+        """
         stamp = _iso(now)
         with self._writing():
             for outcome in outcomes:
                 if outcome.delivered:
                     self.db.execute(
                         "UPDATE outbox SET status = 'sent', sent_at = ?, last_attempt_at = ?,"
-                        " attempts = attempts + 1, last_error = NULL WHERE id = ?",
-                        [stamp, stamp, outcome.alert_id],
+                        " attempts = attempts + 1, last_error = ?, refused = ? WHERE id = ?",
+                        [
+                            stamp,
+                            stamp,
+                            outcome.error,
+                            json.dumps(list(outcome.refused)) if outcome.refused else None,
+                            outcome.alert_id,
+                        ],
                     )
+                    self._channel_health(outcome.channel, stamp, None)
                     continue
                 row = self.db.execute(
-                    "SELECT attempts FROM outbox WHERE id = ?", [outcome.alert_id]
+                    "SELECT attempts, COALESCE(requeued_at, created_at) FROM outbox WHERE id = ?",
+                    [outcome.alert_id],
                 ).fetchone()
-                attempts = (row[0] if row else 0) + 1
-                delay = RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
+                if row is None:
+                    continue
+                attempts, since = row[0] + 1, datetime.fromisoformat(row[1])
+                status, error = ("pending" if outcome.temporary else "failed"), outcome.error
+                retry = retry_at(attempts, now, requested=outcome.retry_after, rng=rng)
+                if outcome.temporary and retry - since > max_age:
+                    status = "failed"
+                    error = f"gave up after {attempts} attempts over {_span(now - since)}: {outcome.error}"
                 self.db.execute(
                     "UPDATE outbox SET status = ?, attempts = ?, last_error = ?, last_attempt_at = ?,"
                     " next_attempt_at = ? WHERE id = ?",
-                    [
-                        "pending" if outcome.temporary else "failed",
-                        attempts,
-                        outcome.error,
-                        stamp,
-                        _iso(now + timedelta(seconds=delay)),
-                        outcome.alert_id,
-                    ],
+                    [status, attempts, error, stamp, _iso(retry), outcome.alert_id],
                 )
+                if not outcome.temporary:
+                    self._channel_health(outcome.channel, stamp, outcome.error or "refused")
+
+    def _channel_health(self, channel: str, stamp: str, permanent_error: str | None) -> None:
+        """A delivery clears a channel's failing mark; a permanent failure sets it (keeping when
+        it started). Temporary failures are the outbox's business, not a channel fault."""
+        if permanent_error is None:
+            self.db.execute(
+                "INSERT INTO channel_health (channel, last_success_at) VALUES (?, ?) ON CONFLICT (channel)"
+                " DO UPDATE SET failing_since = NULL, last_success_at = excluded.last_success_at",
+                [channel, stamp],
+            )
+        else:
+            self.db.execute(
+                "INSERT INTO channel_health (channel, failing_since, last_error, last_failure_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (channel) DO UPDATE SET"
+                " failing_since = COALESCE(failing_since, excluded.failing_since),"
+                " last_error = excluded.last_error, last_failure_at = excluded.last_failure_at",
+                [channel, stamp, permanent_error, stamp],
+            )
+
+    def failing_channels(self) -> list[ChannelHealth]:
+        """Channels whose last delivery failed for good (a revoked webhook), oldest fault first."""
+        rows = self.db.execute(
+            "SELECT channel, failing_since, last_error, last_success_at FROM channel_health"
+            " WHERE failing_since IS NOT NULL ORDER BY failing_since, channel"
+        )
+        return [ChannelHealth(c, datetime.fromisoformat(f), e or "", _dt(s)) for c, f, e, s in rows]
+
+    def deliveries(self, *, failed_only: bool = False, limit: int = 100) -> list[DeliveryRow]:
+        """The outbox, newest first: what was sent, what waits and why, what failed."""
+        where = "WHERE status = 'failed'" if failed_only else ""
+        rows = self.db.execute(
+            "SELECT id, channel, watchlist, status, attempts, created_at, next_attempt_at, sent_at,"  # noqa: S608
+            f" last_error, refused, payload FROM outbox {where} ORDER BY created_at DESC, id LIMIT ?",
+            [limit],
+        )
+        return [
+            DeliveryRow(
+                id=r[0],
+                channel=r[1],
+                watchlist=r[2],
+                status=r[3],
+                attempts=r[4],
+                created_at=datetime.fromisoformat(r[5]),
+                next_attempt_at=datetime.fromisoformat(r[6]),
+                sent_at=_dt(r[7]),
+                last_error=r[8],
+                refused=tuple(json.loads(r[9])) if r[9] else (),
+                title=json.loads(r[10]).get("title", ""),
+            )
+            for r in rows
+        ]
+
+    def requeue(self, ids: Sequence[str] | None, now: datetime) -> int:
+        """Make failed alerts pending again, due now, with a fresh maximum age: the given ids
+        (any prefix of 6 or more characters names an alert), or every failed alert when None."""
+        stamp = _iso(now)
+        update = (
+            "UPDATE outbox SET status = 'pending', next_attempt_at = ?, requeued_at = ?"
+            " WHERE status = 'failed'"
+        )
+        with self._writing():
+            if ids is None:
+                return self.db.execute(update, [stamp, stamp]).rowcount
+            return sum(
+                self.db.execute(update + " AND id LIKE ? || '%'", [stamp, stamp, i]).rowcount
+                for i in ids
+                if len(i) >= 6
+            )
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
@@ -620,6 +754,11 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="seconds")
 
 
+def _span(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
+
+
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
@@ -629,6 +768,9 @@ def alert_to_json(alert: Alert) -> str:
     data["severity"] = alert.severity.label
     data["published"] = _iso(alert.published)
     data["created_at"] = _iso(alert.created_at)
+    data["due_at"] = _iso(alert.due_at) if alert.due_at else None
+    for entry, item in zip(data["story_items"], alert.story_items, strict=True):
+        entry["published"] = _iso(item.published)
     return json.dumps(data, ensure_ascii=False)
 
 
@@ -637,6 +779,11 @@ def alert_from_json(text: str) -> Alert:
     data["severity"] = Severity[data["severity"].upper()]
     data["published"] = datetime.fromisoformat(data["published"])
     data["created_at"] = datetime.fromisoformat(data["created_at"])
+    data["due_at"] = _dt(data.get("due_at"))
     data["terms"] = tuple(data["terms"])
     data["sources"] = tuple(data.get("sources", ()))
+    data["story_items"] = tuple(
+        StoryEntry(e["outlet"], e["title"], e["link"], datetime.fromisoformat(e["published"]))
+        for e in data.get("story_items", ())
+    )
     return Alert(**data)

@@ -11,14 +11,15 @@ A watchlist may also define its own sets under [terms]. A set entry is a word or
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from monitor.errors import ConfigErrors, LocatedError, WatchlistError
+from monitor.schedule import IMMEDIATE, UTC_ZONE, parse_schedule
 from monitor.types import Severity
-from monitor.watchlists.model import And, Delivery, Near, Node, Not, Or, SetRef, Watchlist
+from monitor.watchlists.model import And, Near, Node, Not, Or, SetRef, Watchlist
 from monitor.watchlists.query import QuerySyntaxError, parse_query, parse_regex, parse_term
 
 TERMS_DIR = "terms"
@@ -122,9 +123,7 @@ def parse_watchlist(
     except KeyError:
         error("severity", f"{severity_text!r} is not one of: low, medium, high, critical")
         severity = Severity.MEDIUM
-    delivery_text = _string(raw, "delivery", error, required=False) or Delivery.IMMEDIATE.value
-    if delivery_text not in {d.value for d in Delivery}:
-        error("delivery", f"{delivery_text!r} is not supported; the delivery mode is 'immediate'")
+    delivery, delivery_by_channel = _delivery(raw.get("delivery", IMMEDIATE), channels, error)
 
     min_sources = raw.get("min_sources", 1)
     if (
@@ -185,9 +184,37 @@ def parse_watchlist(
         query=query,
         source=query_text,
         channels=routed,
-        delivery=Delivery(delivery_text),
+        delivery=delivery,
+        delivery_by_channel=delivery_by_channel,
         min_sources=min_sources,
     )
+
+
+def _delivery(
+    value: object, channels: set[str] | None, error: Callable[[str, str], None]
+) -> tuple[str, dict[str, str]]:
+    """`delivery = "daily at 08:00"` for every channel, or a table naming channels, with `default`
+    for the others: `delivery = { default = "immediate", mail = "daily at 08:00" }`."""
+    table = value if isinstance(value, dict) else {"default": value}
+    by_channel: dict[str, str] = {}
+    default = IMMEDIATE
+    for channel, text in table.items():
+        key = "delivery" if not isinstance(value, dict) else f"delivery.{channel}"
+        if not isinstance(text, str):
+            error(key, "expected 'immediate' or a digest schedule such as 'daily at 08:00' or 'every 4h'")
+            continue
+        try:
+            schedule = parse_schedule(text, UTC_ZONE).text  # checked here; run in each channel's zone
+        except ValueError as e:
+            error(key, str(e))
+            continue
+        if channel == "default":
+            default = schedule
+        elif channels is not None and channel not in channels:
+            error(key, f"channel {channel!r} is not defined in config.toml [channels]")
+        else:
+            by_channel[channel] = schedule
+    return default, by_channel
 
 
 def _entries(value: object, path: Path, key: str, errors: list[LocatedError]) -> tuple[str, ...] | None:

@@ -8,17 +8,13 @@ and `Near`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from monitor.types import Severity
 
 FIELDS = ("title", "summary", "source", "link")
 DEFAULT_FIELDS = ("title", "summary")
-
-
-class Delivery(StrEnum):
-    IMMEDIATE = "immediate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +97,14 @@ class Watchlist:
     query: Node
     source: str = ""  # the query as written, for `explain`
     channels: tuple[str, ...] | None = None  # None: every configured channel
-    delivery: Delivery = Delivery.IMMEDIATE
+    # How each channel gets this watchlist's alerts: "immediate" or a digest schedule ("daily at
+    # 08:00"); `delivery` for every channel not named in `delivery_by_channel`.
+    delivery: str = "immediate"
+    delivery_by_channel: Mapping[str, str] = field(default_factory=dict)
     min_sources: int = 1  # distinct outlets that must carry a story before it alerts
+
+    def delivery_for(self, channel: str) -> str:
+        return self.delivery_by_channel.get(channel, self.delivery)
 
 
 def leaves(node: Node) -> list[Term | Regex]:
