@@ -232,7 +232,7 @@ def _timezone(t: Table, key: str, default: str) -> str:
     name = t.string(key, default) or default
     try:
         ZoneInfo(name)
-    except (ValueError, ZoneInfoNotFoundError):
+    except (ValueError, OSError, ZoneInfoNotFoundError):  # OSError: a folder such as "Europe"
         t.error(key, f"{name!r} is not a time zone; use an IANA name such as 'Europe/London' or 'UTC'")
         return default
     return name

@@ -599,3 +599,129 @@ def test_several_errors_reported_together(tmp_path):
     lines = str(info.value).splitlines()
     assert len(lines) == len(info.value.errors)
     assert all(line.startswith(f"{path}: ") for line in lines)
+
+
+# Time zones, quiet hours, delivery_max_age
+
+
+def quiet_of(settings, channel):
+    hours = settings.channels[channel].quiet_hours
+    return None if hours is None else (str(hours.start), str(hours.end), hours.zone.key)
+
+
+def test_channel_quiet_hours_and_timezone(tmp_path):
+    """A channel's quiet hours are kept on its own time zone's clock."""
+    text = '[channels.desk]\ntype = "console"\nquiet_hours = "22:00-07:00"\ntimezone = "Europe/London"\n'
+    settings = load_settings(write(tmp_path, text), env={})
+    assert settings.channels["desk"].timezone == "Europe/London"
+    assert quiet_of(settings, "desk") == ("22:00:00", "07:00:00", "Europe/London")
+
+
+def test_channels_take_the_default_timezone_unless_they_set_their_own(tmp_path):
+    """defaults.timezone is the zone of every channel that does not name one."""
+    text = (
+        '[defaults]\ntimezone = "Asia/Karachi"\n'
+        '[channels.desk]\ntype = "console"\nquiet_hours = "23:00 - 06:30"\n'
+        '[channels.night]\ntype = "console"\ntimezone = "America/New_York"\nquiet_hours = "01:00-05:00"\n'
+    )
+    settings = load_settings(write(tmp_path, text), env={})
+    assert settings.defaults.timezone == "Asia/Karachi"
+    assert settings.channels["desk"].timezone == "Asia/Karachi"
+    assert quiet_of(settings, "desk") == ("23:00:00", "06:30:00", "Asia/Karachi")
+    assert settings.channels["night"].timezone == "America/New_York"
+    assert quiet_of(settings, "night") == ("01:00:00", "05:00:00", "America/New_York")
+
+
+def test_timezone_quiet_hours_and_max_age_defaults(tmp_path):
+    """Unset: UTC, no quiet hours, and alerts given up after seven days."""
+    settings = load_settings(write(tmp_path, '[channels.desk]\ntype = "console"\n'), env={})
+    assert settings.defaults.timezone == Defaults().timezone == "UTC"
+    assert settings.defaults.delivery_max_age == 7 * 86400
+    assert settings.channels["desk"].timezone == "UTC"
+    assert settings.channels["desk"].quiet_hours is None
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [('"3d"', 3 * 86400), ("7200", 7200), ('"12h"', 12 * 3600), ('"1d12h"', 36 * 3600), ("60", 60)],
+)
+def test_delivery_max_age_durations(tmp_path, value, seconds):
+    """delivery_max_age is a duration: seconds or a string such as "3d"."""
+    path = write(tmp_path, f"[defaults]\ndelivery_max_age = {value}\n")
+    assert load_settings(path, env={}).defaults.delivery_max_age == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        (
+            '[defaults]\ntimezone = "Mars/Olympus_Mons"\n',
+            "defaults.timezone",
+            "'Mars/Olympus_Mons' is not a time zone; use an IANA name such as 'Europe/London' or 'UTC'",
+        ),
+        ("[defaults]\ntimezone = 1\n", "defaults.timezone", "expected a string, got an integer"),
+        (
+            '[channels.desk]\ntype = "console"\ntimezone = "London"\n',
+            "channels.desk.timezone",
+            "'London' is not a time zone; use an IANA name such as 'Europe/London' or 'UTC'",
+        ),
+        (
+            '[channels.desk]\ntype = "console"\nquiet_hours = "25:00-07:00"\n',
+            "channels.desk.quiet_hours",
+            "'25:00-07:00': 25:00 is not a time of day",
+        ),
+        (
+            '[channels.desk]\ntype = "console"\nquiet_hours = "22:00"\n',
+            "channels.desk.quiet_hours",
+            "'22:00': write quiet hours as HH:MM-HH:MM, e.g. '22:00-07:00'",
+        ),
+        (
+            '[channels.desk]\ntype = "console"\nquiet_hours = "22:00-22:00"\n',
+            "channels.desk.quiet_hours",
+            "'22:00-22:00': quiet hours must not start and end at the same time",
+        ),
+        (
+            '[channels.desk]\ntype = "console"\nquiet_hours = 22\n',
+            "channels.desk.quiet_hours",
+            "expected a string, got an integer",
+        ),
+        (
+            '[defaults]\ndelivery_max_age = "30s"\n',
+            "defaults.delivery_max_age",
+            "30 is too small; the minimum is 60",
+        ),
+        (
+            '[defaults]\ndelivery_max_age = "a week"\n',
+            "defaults.delivery_max_age",
+            '\'a week\' is not a duration; write seconds (90) or a string like "15m", "1h"',
+        ),
+    ],
+)
+def test_timezone_quiet_hours_and_max_age_errors(tmp_path, text, key, message):
+    """Bad time zones, quiet hours and max ages are reported at their key, and only there."""
+    path = write(tmp_path, text)
+    errors = errors_of(path)
+    assert error_at(errors, path, key).message == message
+    assert [e.key for e in errors] == [key]
+
+
+def test_a_bad_default_timezone_leaves_channels_in_utc(tmp_path):
+    """With defaults.timezone wrong, channels keep UTC and only the bad key is blamed."""
+    text = (
+        '[defaults]\ntimezone = "Nowhere"\n[channels.desk]\ntype = "console"\nquiet_hours = "22:00-07:00"\n'
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigErrors) as info:
+        load_settings(path, env={})
+    assert [e.key for e in info.value.errors] == ["defaults.timezone"]
+    partial = info.value.partial
+    assert partial is not None
+    assert partial.channels["desk"].timezone == "UTC"
+    assert quiet_of(partial, "desk") == ("22:00:00", "07:00:00", "UTC")
+
+
+def test_a_time_zone_folder_is_a_config_error(tmp_path):
+    """`timezone = "Europe"` names a folder of the zone database: an error at its key, not a crash."""
+    with pytest.raises(ConfigErrors) as info:
+        load_settings(write(tmp_path, '[defaults]\ntimezone = "Europe"\n'), env={})
+    assert [e.key for e in info.value.errors] == ["defaults.timezone"]

@@ -7,22 +7,29 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from monitor.config import ChannelConfig, ConsoleOptions
 from monitor.errors import StoreError
 from monitor.pipeline import (
     PRUNE_EVERY,
     REKEY_MIN_TEXT,
+    batches,
+    digest_id,
     plan_alerts,
     prepare,
     prune_if_due,
     triage,
     unique_by_key,
 )
+from monitor.schedule import parse_quiet_hours
 from monitor.store.sqlite import Known, PruneReport
 from monitor.stories import fingerprint
-from monitor.types import Item, Match, Severity, StoryView
+from monitor.types import Alert, Digest, Item, Match, Severity, StoryView
 from monitor.watchlists import Matcher, Watchlist
 from monitor.watchlists.query import parse_query
 
@@ -459,3 +466,144 @@ def test_unique_by_key_is_by_key_only():
     """Items with different keys stay, even if their text is the same."""
     items = [make_item("a"), make_item("b")]
     assert unique_by_key(items) == items
+
+
+# Delivery schedules and quiet hours in planning; digests in delivery
+
+
+def test_a_digest_watchlist_plans_digest_alerts_due_at_the_next_slot():
+    """A watchlist delivered "daily at 08:00" plans digest alerts due at the next 08:00."""
+    w = make_watchlist("w", delivery="daily at 08:00")
+    alerts = plan(make_item(), [Match("w", ("x",))], w)
+    assert [(a.channel, a.digest, a.due_at) for a in alerts] == [
+        (c, True, datetime(2024, 1, 21, 8, 0, tzinfo=UTC)) for c in CHANNELS
+    ]
+
+
+def test_immediate_alerts_are_due_now():
+    """Immediate delivery plans alerts due at once, outside any digest."""
+    alerts = plan(make_item(), [Match("w", ("x",))], make_watchlist("w"))
+    assert [(a.digest, a.due_at) for a in alerts] == [(False, NOW)] * len(CHANNELS)
+
+
+def test_delivery_is_chosen_per_channel():
+    """A channel named in the watchlist's delivery table gets its own schedule."""
+    w = make_watchlist("w", delivery_by_channel={"mail": "daily at 18:00"})
+    alerts = {a.channel: (a.digest, a.due_at) for a in plan(make_item(), [Match("w", ("x",))], w)}
+    assert alerts == {
+        "ops": (False, NOW),
+        "mail": (True, datetime(2024, 1, 20, 18, 0, tzinfo=UTC)),
+        "stdout": (False, NOW),
+    }
+
+
+def channel(name: str, quiet_hours: str | None = None, timezone: str = "UTC") -> ChannelConfig:
+    hours = parse_quiet_hours(quiet_hours, ZoneInfo(timezone)) if quiet_hours else None
+    return ChannelConfig(name, "console", ConsoleOptions(), hours, timezone)
+
+
+def test_a_channel_keeps_its_digest_schedule_in_its_own_time_zone():
+    """08:00 for a channel in Asia/Karachi is 03:00 UTC."""
+    w = make_watchlist("w", delivery="daily at 08:00")
+    story = story_of(make_item(), [Match("w", ("x",))])
+    configs = {"mail": channel("mail", timezone="Asia/Karachi"), "ops": channel("ops")}
+    alerts = {a.channel: a.due_at for a in plan_alerts(story, {"w": w}, configs, NOW)}
+    assert alerts == {
+        "mail": datetime(2024, 1, 21, 3, 0, tzinfo=UTC),
+        "ops": datetime(2024, 1, 21, 8, 0, tzinfo=UTC),
+    }
+
+
+@pytest.mark.parametrize(
+    ("severity", "held_until"),
+    [
+        (Severity.LOW, datetime(2024, 1, 20, 13, 0, tzinfo=UTC)),
+        (Severity.HIGH, datetime(2024, 1, 20, 13, 0, tzinfo=UTC)),
+        (Severity.CRITICAL, NOW),
+    ],
+)
+def test_quiet_hours_of_a_channel_hold_non_critical_alerts(severity, held_until):
+    """Quiet hours 16:00-18:00 in Karachi (11:00-13:00 UTC) hold all but critical alerts; channels
+    without quiet hours, or given without a config, are not held."""
+    w = make_watchlist("w", severity=severity)
+    story = story_of(make_item(), [Match("w", ("x",))])
+    configs = {
+        "ops": channel("ops", "16:00-18:00", "Asia/Karachi"),
+        "mail": channel("mail"),
+        "stdout": None,
+    }
+    alerts = {a.channel: (a.digest, a.due_at) for a in plan_alerts(story, {"w": w}, configs, NOW)}
+    assert alerts == {"ops": (False, held_until), "mail": (False, NOW), "stdout": (False, NOW)}
+
+
+SLOT_1 = datetime(2024, 1, 20, 16, 0, tzinfo=UTC)
+SLOT_2 = datetime(2024, 1, 21, 8, 0, tzinfo=UTC)
+
+
+def an_alert(alert_id: str, *, digest: bool = False, due_at=NOW, published_hour: int = 9, chan="mail"):
+    (base,) = plan(make_item(), [Match("w", ("x",))], make_watchlist("w"), channels=[chan])
+    published = datetime(2024, 1, 18, published_hour, 0, tzinfo=UTC)
+    return replace(base, id=alert_id, digest=digest, due_at=due_at, published=published)
+
+
+def test_batches_send_immediate_alerts_first_then_one_digest_per_slot():
+    """Immediate alerts come first, oldest first; then each slot's digest, earliest slot first."""
+    late = an_alert("late", published_hour=11)
+    early = an_alert("early", published_hour=10)
+    second_a = an_alert("d1", digest=True, due_at=SLOT_2)
+    first = an_alert("d2", digest=True, due_at=SLOT_1)
+    second_b = an_alert("d3", digest=True, due_at=SLOT_2, published_hour=8)
+    assert batches([second_a, late, first, early, second_b]) == [
+        early,
+        late,
+        Digest(digest_id("mail", SLOT_1), "mail", (first,), SLOT_1),
+        Digest(digest_id("mail", SLOT_2), "mail", (second_a, second_b), SLOT_2),
+    ]
+
+
+def test_batches_of_nothing():
+    """No alerts, nothing to send."""
+    assert batches([]) == []
+
+
+def test_digest_ids_depend_on_the_channel_and_the_slot_only():
+    """The same (channel, slot) is the same id whatever the digest holds; another slot or channel
+    is another id."""
+    assert digest_id("mail", SLOT_1) == digest_id("mail", SLOT_1)
+    assert len({digest_id("mail", SLOT_1), digest_id("mail", SLOT_2), digest_id("ops", SLOT_1)}) == 3
+    (alone,) = batches([an_alert("a", digest=True, due_at=SLOT_1)])
+    (together,) = batches(
+        [an_alert("b", digest=True, due_at=SLOT_1), an_alert("c", digest=True, due_at=SLOT_1)]
+    )
+    assert isinstance(alone, Digest)
+    assert isinstance(together, Digest)
+    assert alone.id == together.id == digest_id("mail", SLOT_1)
+    (other,) = batches([an_alert("a", digest=True, due_at=SLOT_1, chan="ops")])
+    assert isinstance(other, Digest)
+    assert other.id != alone.id
+
+
+_planned = st.lists(
+    st.tuples(st.booleans(), st.sampled_from([NOW, SLOT_1, SLOT_2]), st.integers(0, 23)),
+    max_size=12,
+)
+
+
+@given(_planned)
+def test_batches_send_every_alert_once_in_order(planned):
+    """Each alert is sent once: immediate ones oldest first, then digests by slot, each holding
+    exactly the alerts due at its slot."""
+    alerts = [
+        an_alert(f"a{i}", digest=digest, due_at=due, published_hour=hour)
+        for i, (digest, due, hour) in enumerate(planned)
+    ]
+    sent = batches(alerts)
+    immediate = [b for b in sent if isinstance(b, Alert)]
+    digests = [b for b in sent if isinstance(b, Digest)]
+    assert sent == [*immediate, *digests]
+    assert sorted(a.id for a in immediate) == sorted(a.id for a in alerts if not a.digest)
+    assert [(a.published, a.id) for a in immediate] == sorted((a.published, a.id) for a in immediate)
+    assert [d.period_end for d in digests] == sorted({a.due_at for a in alerts if a.digest})
+    for d in digests:
+        assert list(d.alerts) == [a for a in alerts if a.digest and a.due_at == d.period_end]
+        assert d.id == digest_id("mail", d.period_end)
