@@ -23,7 +23,7 @@ from monitor.config import DEFAULT_CONFIG, Settings, load_settings, parse_durati
 from monitor.errors import ConfigErrors, MonitorError
 from monitor.notify.console import ConsoleNotifier
 from monitor.notify.email import preview_html
-from monitor.pipeline import batches, run_cycle
+from monitor.pipeline import run_cycle, send_to
 from monitor.store import Store
 from monitor.stories import PairScores
 from monitor.tuning import (
@@ -38,7 +38,7 @@ from monitor.tuning import (
     scores_json,
     story_scores,
 )
-from monitor.types import Digest, Match
+from monitor.types import Match
 from monitor.watchlists import Matcher, Watchlist, load_watchlists
 from monitor.watchlists.matcher import item_fields
 from monitor.watchlists.model import FIELDS
@@ -608,19 +608,15 @@ def digest_command(preview: bool, channel: str | None, html_path: Path | None, c
         return
     html_parts = []
     for name in names:
-        work = batches([a for a in alerts if a.channel == name])
-        if not work:
+        pending = [a for a in alerts if a.channel == name]
+        if not pending:
             continue
         click.echo(f"# channel {name}")
         out = io.StringIO()
-        console = ConsoleNotifier(name, out)
-        for entry in work:
-            if isinstance(entry, Digest):
-                asyncio.run(console.deliver_digest(entry))
-            else:
-                asyncio.run(console.deliver([entry]))
+        # The console channel renders exactly what delivery would send, batch by batch.
+        asyncio.run(send_to(ConsoleNotifier(name, out), pending))
         click.echo(out.getvalue().rstrip())
-        html_parts.append(preview_html([a for a in alerts if a.channel == name]))
+        html_parts.append(preview_html(pending))
     if html_path is not None:
         html_path.write_text("\n".join(html_parts), encoding="utf-8")
         click.echo(f"HTML written to {html_path}")

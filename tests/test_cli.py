@@ -480,3 +480,38 @@ def test_stories_lists_grouped_copies(tmp_path: Path) -> None:
     result = monitor("stories", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert "no story carried by 2 or more outlets in the last 3d" in result.stdout
+
+
+def test_deliveries_lists_the_outbox_and_retry_needs_failed_alerts(demo_copy: Path) -> None:
+    """`deliveries` lists sent alerts; `deliveries retry --all` with nothing failed exits 1."""
+    assert monitor("deliveries", "--config", str(demo_copy)).stdout.strip() == "the outbox is empty"
+    assert monitor("poll", "--once", "--config", str(demo_copy)).returncode == 0
+    listing = monitor("deliveries", "--config", str(demo_copy))
+    assert listing.returncode == 0, listing.stderr
+    assert " sent " in listing.stdout
+    assert "Rask police station" in listing.stdout
+    assert monitor("deliveries", "--failed", "--config", str(demo_copy)).stdout.strip() == "no failed alerts"
+    retry = monitor("deliveries", "retry", "--all", "--config", str(demo_copy))
+    assert (retry.returncode, retry.stdout.strip()) == (1, "0 alerts queued again")
+    assert monitor("deliveries", "retry", "--config", str(demo_copy)).returncode == 2
+
+
+def test_digest_preview_shows_pending_alerts_without_sending(demo_copy: Path, tmp_path: Path) -> None:
+    """`digest --preview` renders what is pending, as text and HTML, and marks nothing sent."""
+    assert monitor("digest", "--preview", "--config", str(demo_copy)).stdout.strip() == "nothing pending"
+    assert monitor("poll", "--once", "--config", str(demo_copy)).returncode == 0
+    db = demo_copy.parent.parent / "state" / "demo.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE outbox SET status = 'pending'")
+    conn.close()
+    html = tmp_path / "preview.html"
+    preview = monitor("digest", "--preview", "--config", str(demo_copy), "--html", str(html))
+    assert preview.returncode == 0, preview.stderr
+    assert preview.stdout.startswith("# channel console")
+    assert "Rask police station" in preview.stdout
+    assert "Rask police station" in html.read_text(encoding="utf-8")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM outbox WHERE status != 'pending'").fetchone()[0] == 0
+    conn.close()
+    unknown = monitor("digest", "--preview", "--channel", "nope", "--config", str(demo_copy))
+    assert unknown.returncode == 2
