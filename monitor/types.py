@@ -168,6 +168,10 @@ class FetchResult:
     validators: Validators = Validators()
     http_status: int | None = None
     error: str | None = None
+    # How long the server asked us to wait (Retry-After on 429/503, Cache-Control max-age on
+    # success), in seconds; a lower bound for the next poll.
+    retry_after: float | None = None
+    moved_to: str | None = None  # where a permanent redirect (301, 308) said the feed now lives
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +184,8 @@ class FeedOutcome:
     matches: int = 0
     alerts_queued: int = 0
     error: str | None = None
+    matched: Mapping[str, int] = field(default_factory=dict)  # watchlist slug -> items it matched
+    next_poll_at: datetime | None = None  # when the feed is due again (backoff and server hints included)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ class Route:
     etag: str | None = None
     last_modified: str | None = None
     delay: float = 0.0  # seconds before answering: longer than the client timeout makes a timeout
+    headers: dict[str, str] = field(default_factory=dict)  # extra: Location, Retry-After, Cache-Control...
 
 
 @dataclass
@@ -117,6 +118,8 @@ class Server:
                     self.send_header("ETag", route.etag)
                 if route and route.last_modified:
                     self.send_header("Last-Modified", route.last_modified)
+                for name, value in (route.headers if route else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -132,4 +132,18 @@ MIGRATIONS: tuple[str, ...] = (
         last_success_at TEXT
     );
     """,
+    # 5: feed health. `config_url` is the address config.toml gave when `url` was last set: a 301
+    # moves `url` and leaves it, so an edit of the config is told apart from a move. The next poll
+    # is stored so a restart keeps a failing feed's backoff; a 410 disables the feed until its
+    # configured address changes; `failing_reported_at` keeps a long failure from being reported twice.
+    """
+    ALTER TABLE feeds ADD COLUMN config_url TEXT;
+    ALTER TABLE feeds ADD COLUMN next_poll_at TEXT;
+    ALTER TABLE feeds ADD COLUMN backoff REAL NOT NULL DEFAULT 0;
+    ALTER TABLE feeds ADD COLUMN disabled_at TEXT;
+    ALTER TABLE feeds ADD COLUMN disabled_reason TEXT;
+    ALTER TABLE feeds ADD COLUMN failing_reported_at TEXT;
+    UPDATE feeds SET config_url = url;
+    CREATE INDEX items_feed_first_seen ON items (feed, first_seen);
+    """,
 )

@@ -35,14 +35,37 @@ from monitor.types import (
 
 @dataclass(frozen=True, slots=True)
 class FeedRow:
+    """A feed's health as stored: what `monitor feeds` shows and what the scheduler resumes from."""
+
     name: str
-    url: str
+    url: str  # where it is fetched from now: a 301 moves it away from `config_url`
     last_polled_at: datetime | None
     last_success_at: datetime | None
     last_status: str | None
     last_error: str | None
     consecutive_failures: int
     items_total: int
+    config_url: str | None = None  # the address config.toml gave
+    last_error_at: datetime | None = None
+    next_poll_at: datetime | None = None
+    backoff: float = 0.0  # seconds added to the feed's interval by consecutive failures
+    disabled_at: datetime | None = None  # set by a 410: not polled until its configured address changes
+    disabled_reason: str | None = None
+    failing_reported_at: datetime | None = None  # when an ops alert reported the current failure streak
+    items_per_day: float = 0.0  # new items a day over the last week (or since first polled)
+
+    @property
+    def moved(self) -> bool:
+        return self.config_url is not None and self.url != self.config_url
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSchedule:
+    """What a poll decided about the feed's next one (see monitor.schedule.next_poll)."""
+
+    next_poll_at: datetime
+    backoff: float = 0.0
+    moved_to: str | None = None  # a permanent redirect: fetch from here from now on
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +102,7 @@ class PollRecord:
     items: Sequence[Incoming]  # new items, and stored items whose text changed
     warning: str | None = None
     seen_tombstones: Sequence[str] = ()  # keys of pruned items the feed still lists
+    schedule: FeedSchedule | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,12 +211,68 @@ class Store:
         row = self.db.execute("SELECT etag, last_modified FROM feeds WHERE name = ?", [feed]).fetchone()
         return Validators(*row) if row else Validators()
 
-    def feeds(self) -> list[FeedRow]:
+    def feeds(self, now: datetime | None = None) -> list[FeedRow]:
+        """Every stored feed with its health; items a day are counted over the week before `now`."""
+        now = now or datetime.now(UTC)
+        week = now - timedelta(days=7)
         rows = self.db.execute(
-            "SELECT name, url, last_polled_at, last_success_at, last_status, last_error, "
-            "consecutive_failures, items_total FROM feeds ORDER BY name"
+            f"SELECT {_FEED_COLUMNS}, (SELECT COUNT(*) FROM items i WHERE i.feed = f.name"  # noqa: S608
+            " AND i.first_seen >= :week), (SELECT MIN(first_seen) FROM items i WHERE i.feed = f.name"
+            " AND i.first_seen >= :week) FROM feeds f ORDER BY name",
+            {"week": _iso(week)},
         ).fetchall()
-        return [FeedRow(r[0], r[1], _dt(r[2]), _dt(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+        return [_feed_row(r, now) for r in rows]
+
+    def feed(self, name: str) -> FeedRow | None:
+        return next((row for row in self.feeds() if row.name == name), None)
+
+    def sync_feed(self, name: str, config_url: str) -> FeedRow | None:
+        """The stored state of a feed configured at `config_url`. When the configuration names a
+        new address, the old one's move, removal (410) and backoff are forgotten: the user has
+        told us where the feed is now."""
+        row = self.db.execute(
+            "SELECT config_url FROM feeds WHERE name = ?", [name]
+        ).fetchone()
+        if row is not None and row[0] != config_url:
+            with self._writing():
+                self.db.execute(
+                    "UPDATE feeds SET url = :url, config_url = :url, disabled_at = NULL,"
+                    " disabled_reason = NULL, backoff = 0, consecutive_failures = 0, next_poll_at = NULL,"
+                    " failing_reported_at = NULL, etag = NULL, last_modified = NULL WHERE name = :name",
+                    {"url": config_url, "name": name},
+                )
+        return self.feed(name) if row is not None else None
+
+    def disable_feed(self, name: str, reason: str, now: datetime) -> None:
+        with self._writing():
+            self.db.execute(
+                "UPDATE feeds SET disabled_at = ?, disabled_reason = ?, next_poll_at = NULL WHERE name = ?",
+                [_iso(now), reason, name],
+            )
+
+    def mark_failing_reported(self, name: str, now: datetime) -> None:
+        with self._writing():
+            self.db.execute("UPDATE feeds SET failing_reported_at = ? WHERE name = ?", [_iso(now), name])
+
+    def queue_alert(self, alert: Alert) -> bool:
+        """Queue an alert that belongs to no story (an operator notice); False if already queued."""
+        with self._writing():
+            return bool(
+                self.db.execute(
+                    "INSERT OR IGNORE INTO outbox (id, channel, watchlist, feed, item_key, payload,"
+                    " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        alert.id,
+                        alert.channel,
+                        alert.watchlist,
+                        alert.feed,
+                        alert.item_key,
+                        alert_to_json(alert),
+                        _iso(alert.created_at),
+                        _iso(alert.due_at or alert.created_at),
+                    ],
+                ).rowcount
+            )
 
     def known(self, feed: str, items: Sequence[Item], story_links: Iterable[str]) -> Known:
         """What is already known of these items of `feed`: stored, pruned, or re-keyed copies."""
@@ -280,6 +360,7 @@ class Store:
                 success=True,
                 validators=record.result.validators,
                 new_items=new,
+                schedule=record.schedule,
             )
         return PollSummary(new, updated, queued)
 
@@ -447,13 +528,17 @@ class Store:
             )
         return queued
 
-    def record_unchanged(self, feed: str, url: str, status: str, now: datetime) -> None:
+    def record_unchanged(
+        self, feed: str, url: str, status: str, now: datetime, schedule: FeedSchedule | None = None
+    ) -> None:
         with self._writing():
-            self._upsert_feed(feed, url, now, status=status, error=None, success=True)
+            self._upsert_feed(feed, url, now, status=status, error=None, success=True, schedule=schedule)
 
-    def record_failure(self, feed: str, url: str, error: str, now: datetime) -> None:
+    def record_failure(
+        self, feed: str, url: str, error: str, now: datetime, schedule: FeedSchedule | None = None
+    ) -> None:
         with self._writing():
-            self._upsert_feed(feed, url, now, status="failed", error=error, success=False)
+            self._upsert_feed(feed, url, now, status="failed", error=error, success=False, schedule=schedule)
 
     def _upsert_feed(
         self,
@@ -466,25 +551,34 @@ class Store:
         success: bool,
         validators: Validators | None = None,
         new_items: int = 0,
+        schedule: FeedSchedule | None = None,
     ) -> None:
+        """Record a poll of `feed`, configured at `url`. A schedule's `moved_to` moves the address
+        it is fetched from; the configured one is kept, to tell a later config edit from the move."""
         stamp = _iso(now)
-        self.db.execute("INSERT OR IGNORE INTO feeds (name, url) VALUES (?, ?)", [feed, url])
         self.db.execute(
-            "UPDATE feeds SET url = :url, last_polled_at = :now, last_status = :status,"
+            "INSERT OR IGNORE INTO feeds (name, url, config_url) VALUES (?, ?, ?)", [feed, url, url]
+        )
+        self.db.execute(
+            "UPDATE feeds SET url = COALESCE(:moved_to, url), last_polled_at = :now, last_status = :status,"
             " last_error = CASE WHEN :error IS NOT NULL THEN :error"
             " WHEN :success THEN NULL ELSE last_error END,"
             " last_error_at = CASE WHEN :error IS NOT NULL THEN :now ELSE last_error_at END,"
             " last_success_at = CASE WHEN :success THEN :now ELSE last_success_at END,"
             " consecutive_failures = CASE WHEN :success THEN 0 ELSE consecutive_failures + 1 END,"
+            " failing_reported_at = CASE WHEN :success THEN NULL ELSE failing_reported_at END,"
+            " next_poll_at = :next_poll_at, backoff = :backoff,"
             " items_total = items_total + :new_items WHERE name = :feed",
             {
-                "url": url,
+                "moved_to": schedule.moved_to if schedule else None,
                 "now": stamp,
                 "status": status,
                 "error": error,
                 "success": success,
                 "new_items": new_items,
                 "feed": feed,
+                "next_poll_at": _iso(schedule.next_poll_at) if schedule else None,
+                "backoff": schedule.backoff if schedule else 0.0,
             },
         )
         if validators is not None:
@@ -722,6 +816,37 @@ class Store:
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
         return row[0] if row else None
+
+
+_FEED_COLUMNS = (
+    "name, url, last_polled_at, last_success_at, last_status, last_error, consecutive_failures,"
+    " items_total, config_url, last_error_at, next_poll_at, backoff, disabled_at, disabled_reason,"
+    " failing_reported_at"
+)
+
+
+def _feed_row(r: Sequence[Any], now: datetime) -> FeedRow:
+    recent, first = r[15], _dt(r[16])
+    # A feed first polled three days ago has three days of items, not seven.
+    days = max((now - first).total_seconds() / 86400, 1.0) if first else 7.0
+    return FeedRow(
+        name=r[0],
+        url=r[1],
+        last_polled_at=_dt(r[2]),
+        last_success_at=_dt(r[3]),
+        last_status=r[4],
+        last_error=r[5],
+        consecutive_failures=r[6],
+        items_total=r[7],
+        config_url=r[8],
+        last_error_at=_dt(r[9]),
+        next_poll_at=_dt(r[10]),
+        backoff=r[11],
+        disabled_at=_dt(r[12]),
+        disabled_reason=r[13],
+        failing_reported_at=_dt(r[14]),
+        items_per_day=recent / min(days, 7.0),
+    )
 
 
 _ITEM_COLUMNS = (
