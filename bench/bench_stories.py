@@ -102,7 +102,7 @@ WINDOW = dt.timedelta(seconds=Defaults().story_window)
 RETENTION = dt.timedelta(days=Defaults().retention_days)
 TOKEN_HORIZON = 2 * WINDOW  # `Store.prune` drops story_tokens rows published before now - 2 windows
 FEEDS = 200
-CHANNELS = ("ops",)
+CHANNELS = ("team",)
 DEFAULT_SIZES = (1_000, 1_000_000)
 QUICK_SIZES = (1_000, 20_000)
 TARGET_MEDIAN_US = 1_000.0

@@ -52,6 +52,7 @@ async def open_runtime(
                     watchlists=library.watchlists,
                     library=library,
                     notifiers=notifiers if notifiers is not None else build_notifiers(settings, client),
+                    http=client,
                 )
         finally:
             store.close()

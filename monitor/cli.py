@@ -6,25 +6,43 @@ Exit codes: 0 success, 1 the service is unhealthy or an operation failed, 2 inva
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
-import logging
+import sqlite3
 import sys
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from monitor import __version__
 from monitor.app import load_checked_watchlists, open_runtime
 from monitor.config import DEFAULT_CONFIG, Settings, load_settings, parse_duration
-from monitor.errors import ConfigErrors, MonitorError
+from monitor.errors import ConfigErrors, MonitorError, OpmlError, StoreError
+from monitor.feed_config import (
+    Appended,
+    FeedCheck,
+    NewFeed,
+    append_feeds,
+    check_feed,
+    configured,
+    exportable,
+    feed_address,
+    feed_name,
+    normalise_url,
+)
+from monitor.feed_health import health_json, health_lines
+from monitor.fetch import Fetcher
 from monitor.notify.console import ConsoleNotifier
 from monitor.notify.email import preview_html
+from monitor.opml import OpmlFeed, export_opml, parse_opml
 from monitor.pipeline import run_cycle, send_to
 from monitor.store import Store
+from monitor.store.faults import storage_error
 from monitor.stories import PairScores
 from monitor.tuning import (
     DEFAULT_CORPUS,
@@ -62,23 +80,22 @@ def config_option(f: F) -> F:
 
 
 def _settings(config_path: Path) -> Settings:
+    from monitor.logs import protect, secrets_of
+
     try:
-        return load_settings(config_path)
+        settings = load_settings(config_path)
     except ConfigErrors as e:
         for error in e.errors:
             click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_CONFIG)
+    protect(secrets_of(settings))
+    return settings
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
-    )
-    for noisy in ("httpx", "httpcore", "apscheduler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from monitor.logs import setup_logging
+
+    setup_logging(verbose)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -151,25 +168,215 @@ def check(config_path: Path) -> None:
     )
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="The rows as JSON: full error text, ISO times.")
 @config_option
-def feeds(config_path: Path) -> None:
-    """Show each feed's health: last poll, last success, consecutive failures, last error."""
+@click.pass_context
+def feeds(ctx: click.Context, as_json: bool, config_path: Path) -> None:
+    """Each feed's health: state, last success, next poll, items a day, backoff, last error.
+
+    The subcommands add feeds to the config file (by URL, or from an OPML file) and export them."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = _settings(config_path)
+    now = datetime.now(UTC)
     store = _open_store(settings)
-    rows = {row.name: row for row in store.feeds()}
-    store.close()
-    click.echo(f"{'feed':<24} {'status':<13} {'last success':<20} {'fails':>5} {'items':>6}  last error")
-    for feed in settings.feeds:
-        row = rows.get(feed.name)
-        if row is None:
-            click.echo(f"{feed.name:<24} {'never polled':<13}")
-            continue
-        success = row.last_success_at.strftime("%Y-%m-%d %H:%M") if row.last_success_at else "never"
-        click.echo(
-            f"{feed.name:<24} {row.last_status or '-':<13} {success:<20} {row.consecutive_failures:>5} "
-            f"{row.items_total:>6}  {row.last_error or ''}"
+    try:
+        rows = {row.name: row for row in store.feeds(now)}
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(health_json(settings.feeds, rows), ensure_ascii=False, indent=2))
+        return
+    for line in health_lines(settings.feeds, rows, now):
+        click.echo(line)
+
+
+RELOAD_HINT = "the running daemon picks it up on SIGHUP (kill -HUP <pid>) or restart"
+CHECK_CONCURRENCY = 8
+
+
+@feeds.command("add")
+@click.argument("url")
+@click.option("--name", default=None, help="The feed's name (default: from its title, else its URL).")
+@click.option("--interval", default=None, help="Its poll interval, e.g. 30m (default: the configured one).")
+@click.option("--tag", "tags", multiple=True, help="A tag; repeatable.")
+@click.option("--no-check", is_flag=True, help="Add it without fetching it first.")
+@config_option
+def feeds_add(
+    url: str, name: str | None, interval: str | None, tags: tuple[str, ...], no_check: bool, config_path: Path
+) -> None:
+    """Add the feed at URL (or a local file) to the config file, after fetching it once to make
+    sure it is a feed; its name comes from its title unless --name is given."""
+    settings = _settings(config_path)
+    address = feed_address(url, Path.cwd())
+    if address is None:
+        raise click.BadParameter(
+            f"{url!r} is not a feed address; use an http(s):// URL, a file:// URL or a path "
+            "(and add an address holding ${...} to the file by hand)",
+            param_hint="URL",
         )
+    seconds = parse_duration(interval) if interval is not None else None
+    if interval is not None and (seconds is None or seconds < 10):
+        raise click.BadParameter(f"{interval!r} is not a duration of 10s or more", param_hint="--interval")
+    title = None
+    if not no_check:
+        check = _check_feeds(settings, [address], progress=False)[0]
+        if check.error:
+            _fail(f"{address} is not a usable feed: {check.error}")
+        if check.url != address:
+            click.echo(f"{address} moved permanently to {check.url}; adding the new address")
+        address, title = check.url, check.title
+    existing = configured(settings.feeds, address)
+    if existing is not None:
+        _fail(f"{address} is already configured as {existing.name}")
+    chosen = name or feed_name(title or "", address, [f.name for f in settings.feeds])
+    new = NewFeed(chosen, address, interval, tuple(dict.fromkeys(tags)))
+    result = _append_feeds(config_path, [new])
+    if not result.added:
+        _fail(f"{address} not added: {result.skipped[0].reason}")
+    click.echo(f"added feed {chosen}: {address}" + (f" ({title})" if title else ""))
+    click.echo(RELOAD_HINT)
+
+
+@feeds.command("import")
+@click.argument("opml_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what would be added; change nothing.")
+@click.option("--check/--no-check", default=False, show_default=True, help="Fetch each feed; skip failures.")
+@click.option("--tag", "tags", multiple=True, help="A tag for every imported feed; repeatable.")
+@config_option
+def feeds_import(
+    opml_file: Path, dry_run: bool, check: bool, tags: tuple[str, ...], config_path: Path
+) -> None:
+    """Add the feeds of an OPML file (a reader's export) to the config file, in one write.
+
+    Feeds already configured, or listed twice, are skipped; folders become tags."""
+    settings = _settings(config_path)
+    try:
+        listed = parse_opml(opml_file.read_bytes(), str(opml_file))
+    except OpmlError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"{opml_file}: cannot read: {e.strerror or e}")
+    skipped: list[tuple[str, str, str]] = []  # (address, kind, why), in the order met
+    seen: set[str] = set()  # normalised addresses met so far in the file
+
+    def duplicate(address: str) -> tuple[str, str] | None:
+        """Why `address` must not be added again (kind, detail), or None; notes it as met."""
+        existing = configured(settings.feeds, address)
+        if existing is not None:
+            return "already configured", f"already configured as {existing.name}"
+        key = normalise_url(address)
+        if key in seen:
+            return "listed twice", "listed twice in the file"
+        seen.add(key)
+        return None
+
+    candidates: list[OpmlFeed] = []
+    for entry in listed:
+        address = feed_address(entry.url, opml_file.parent)
+        if address is None:
+            skipped.append((entry.url, "not a feed address", "not an http(s) or file address"))
+        elif found := duplicate(address):
+            skipped.append((address, *found))
+        else:
+            candidates.append(dataclasses.replace(entry, url=address))
+    if check and candidates:
+        checks = _check_feeds(settings, [c.url for c in candidates], progress=len(candidates) > 5)
+        kept = []
+        for entry, result in zip(candidates, checks, strict=True):
+            if result.error:
+                skipped.append((entry.url, "failed the check", result.error))
+            elif result.url != entry.url and (found := duplicate(result.url)):
+                skipped.append((entry.url, found[0], f"moved to {result.url}, {found[1]}"))
+            else:
+                title = entry.title or result.title or ""
+                kept.append(dataclasses.replace(entry, url=result.url, title=title))
+        candidates = kept
+    taken = [f.name for f in settings.feeds]
+    new_feeds = []
+    for entry in candidates:
+        taken.append(feed_name(entry.title, entry.url, taken))
+        new_feeds.append(NewFeed(taken[-1], entry.url, None, tuple(dict.fromkeys((*entry.tags, *tags)))))
+    if new_feeds and not dry_run:
+        appended = _append_feeds(config_path, new_feeds)
+        new_feeds = list(appended.added)
+        skipped += [(s.feed.url, "already configured", s.reason) for s in appended.skipped]
+    for feed in new_feeds:
+        labels = f"  [{', '.join(feed.tags)}]" if feed.tags else ""
+        click.echo(f"  + {feed.name}  {feed.url}{labels}")
+    for address, _, why in skipped:
+        click.echo(f"  - {address}: {why}")
+    kinds = Counter(kind for _, kind, _ in skipped)
+    if len(kinds) == 1:
+        detail = f" ({next(iter(kinds))})"
+    else:
+        detail = f" ({', '.join(f'{n} {kind}' for kind, n in kinds.items())})" if kinds else ""
+    verb = ("would add", "would skip") if dry_run else ("added", "skipped")
+    click.echo(f"{verb[0]} {len(new_feeds)}, {verb[1]} {len(skipped)}{detail}")
+    if new_feeds and not dry_run:
+        click.echo(RELOAD_HINT)
+
+
+@feeds.command("export")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the OPML to this file, not to standard output.",
+)
+@config_option
+def feeds_export(output: Path | None, config_path: Path) -> None:
+    """The configured feeds as an OPML 2.0 file, for a feed reader or another monitor."""
+    settings = _settings(config_path)
+    text = export_opml(exportable(settings), f"monitor feeds ({settings.path.name})")
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as e:
+        _fail(f"{output}: cannot write: {e.strerror or e}")
+    click.echo(f"{len(settings.feeds)} feeds written to {output}")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_UNHEALTHY)
+
+
+def _check_feeds(settings: Settings, urls: Sequence[str], *, progress: bool) -> list[FeedCheck]:
+    """Fetch and read each URL, a few at a time; a bar on a terminal's stderr when asked for."""
+
+    async def check_all(advance: Callable[[], None]) -> list[FeedCheck]:
+        limit = asyncio.Semaphore(CHECK_CONCURRENCY)
+        async with Fetcher(settings.defaults) as fetcher:
+
+            async def one(url: str) -> FeedCheck:
+                async with limit:
+                    result = await check_feed(fetcher, url, datetime.now(UTC))
+                advance()
+                return result
+
+            return list(await asyncio.gather(*(one(url) for url in urls)))
+
+    if progress and sys.stderr.isatty():
+        with click.progressbar(length=len(urls), label="checking feeds", file=sys.stderr) as bar:
+            return asyncio.run(check_all(lambda: bar.update(1)))
+    return asyncio.run(check_all(lambda: None))
+
+
+def _append_feeds(config_path: Path, new: Sequence[NewFeed]) -> Appended:
+    """Append to the config file; on a validation error the file is left as it was."""
+    try:
+        return append_feeds(config_path, new)
+    except ConfigErrors as e:
+        for error in e.errors:
+            click.echo(f"error: {error}", err=True)
+        _fail(f"{config_path} left unchanged")
+    except OSError as e:
+        _fail(f"{config_path}: cannot write: {e.strerror or e}")
 
 
 @cli.command()
@@ -178,40 +385,90 @@ def feeds(config_path: Path) -> None:
     "--max-age", default="", help="How old the last poll may be (default: 3 x the longest interval)."
 )
 def health(config_path: Path, max_age: str) -> None:
-    """Exit 0 if the last poll is recent and the database is writable, else 1 with the reason."""
-    settings = _settings(config_path)
-    from monitor.config import parse_duration
+    """Exit 0 if the last poll is recent, some feed answers and the database is writable, else 1.
 
+    Prints exactly one line, `healthy: ...` or `unhealthy: <reason>`: Docker's HEALTHCHECK runs
+    it and shows that line in `docker inspect`.
+    """
+
+    def verdict(ok: bool, text: str) -> NoReturn:
+        click.echo(("healthy: " if ok else "unhealthy: ") + " ".join(text.split()))
+        sys.exit(0 if ok else EXIT_UNHEALTHY)
+
+    def feeds_failing(n: int) -> str:
+        return f"{n} feed{'' if n == 1 else 's'} failing"
+
+    try:
+        settings = load_settings(config_path)
+    except ConfigErrors as e:
+        # Exit 1, not the usual 2: Docker reserves a health check's exit code 2.
+        more = f" (and {len(e.errors) - 1} more; run `monitor check`)" if len(e.errors) > 1 else ""
+        verdict(False, f"{e.errors[0]}{more}")
     longest = max((settings.interval(f) for f in settings.feeds), default=settings.defaults.poll_interval)
     allowed = parse_duration(max_age) if max_age else 3 * longest + 60
     if allowed is None:
         raise click.BadParameter(f"{max_age!r} is not a duration", param_hint="--max-age")
+    now = datetime.now(UTC)
+    path = settings.defaults.state_path
     try:
-        store = Store.open(settings.defaults.state_path)
+        store = Store.open(path)
+    except StoreError as e:
+        verdict(False, str(e))
+    try:
         try:
-            last = store.get_meta("last_cycle_at")
-            failing = [h for h in store.failing_channels() if h.channel in settings.channels]
-            store.set_meta("health_checked_at", datetime.now(UTC).isoformat())
-        finally:
-            store.close()
-    except MonitorError as e:
-        click.echo(f"unhealthy: {e}")
-        sys.exit(EXIT_UNHEALTHY)
-    if failing:
-        worst = failing[0]
-        click.echo(
-            f"unhealthy: channel {worst.channel} failing since {worst.failing_since:%Y-%m-%d %H:%M} UTC: "
-            f"{worst.last_error}" + (f" (and {len(failing) - 1} more channels)" if len(failing) > 1 else "")
+            store.check_writable(now)
+        except StoreError as e:
+            verdict(False, f"database not writable: {e}")
+        try:
+            meta = {key: store.get_meta(key) for key in ("last_cycle_at", "last_success_at", "storage_error")}
+            configured = {f.name for f in settings.feeds}
+            rows = [row for row in store.feeds(now) if row.name in configured]
+            failing_channels = [h for h in store.failing_channels() if h.channel in settings.channels]
+            pending = store.outbox_counts().get("pending", 0)
+        except sqlite3.DatabaseError as e:  # a damaged page that opening the file did not touch
+            verdict(False, str(storage_error(path, e, "reading it")))
+    finally:
+        store.close()
+
+    # The daemon records a write that failed (a full disk) until one succeeds again.
+    if meta["storage_error"]:
+        verdict(False, meta["storage_error"])
+    if meta["last_cycle_at"] is None:
+        verdict(False, "no poll has completed yet")
+    age = int((now - datetime.fromisoformat(meta["last_cycle_at"])).total_seconds())
+    if age > allowed:
+        verdict(False, f"last poll {age}s ago (allowed {int(allowed)}s)")
+    failing = sorted(
+        (r for r in rows if r.consecutive_failures > 0 or r.disabled_at is not None),
+        key=lambda r: (-r.consecutive_failures, r.name),
+    )
+    if settings.feeds:
+        # Cycles still complete when every fetch fails (the network is down): only a success
+        # says the feeds are reachable. Stores written before the meta key existed fall back
+        # on the feeds' own last successes.
+        successes = [r.last_success_at for r in rows if r.last_success_at is not None]
+        success = meta["last_success_at"] or (max(successes).isoformat() if successes else None)
+        since = None if success is None else int((now - datetime.fromisoformat(success)).total_seconds())
+        if since is None or since > allowed:
+            worst_feed = failing[0] if failing else None
+            example = (
+                f"; e.g. {worst_feed.name}: {worst_feed.last_error or worst_feed.disabled_reason}"
+                if worst_feed
+                else ""
+            )
+            detail = f"({feeds_failing(len(failing))}{example})"
+            when = "yet" if since is None else f"in {since}s"
+            verdict(False, f"no feed polled successfully {when} {detail}")
+    if failing_channels:
+        worst = failing_channels[0]
+        more = f" (and {len(failing_channels) - 1} more channels)" if len(failing_channels) > 1 else ""
+        verdict(
+            False,
+            f"channel {worst.channel} failing since {worst.failing_since:%Y-%m-%d %H:%M} UTC: "
+            f"{worst.last_error}{more}",
         )
-        sys.exit(EXIT_UNHEALTHY)
-    if last is None:
-        click.echo("unhealthy: no poll has completed yet")
-        sys.exit(EXIT_UNHEALTHY)
-    age = datetime.now(UTC) - datetime.fromisoformat(last)
-    if age > timedelta(seconds=allowed):
-        click.echo(f"unhealthy: last poll {int(age.total_seconds())}s ago (allowed {int(allowed)}s)")
-        sys.exit(EXIT_UNHEALTHY)
-    click.echo(f"healthy: last poll {int(age.total_seconds())}s ago")
+    counts = f"{len(settings.feeds)} feed{'' if len(settings.feeds) == 1 else 's'} ({len(failing)} failing)"
+    verdict(True, f"last poll {age}s ago, {counts}, {pending} alerts pending")
 
 
 # Tuning: match, explain, backtest, eval

@@ -51,6 +51,7 @@ class Defaults:
     retention_days: int = 90  # items older than this are pruned; their identities are kept longer
     timezone: str = "UTC"  # for digest schedules and quiet hours
     delivery_max_age: float = 7 * 86400.0  # an alert still failing after this long is given up
+    status_address: str | None = None  # HOST:PORT of the /healthz and /metrics endpoint; None: off
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +160,19 @@ def parse_settings(raw: Mapping[str, Any], path: Path, env: Mapping[str, str]) -
 
 
 def _parse_defaults(t: Table, base: Path) -> Defaults:
+    from monitor.status import parse_address
+
     d = Defaults()
+    # An empty value (such as an unset `${STATUS_ADDRESS:-}`) leaves the endpoint off.
+    status_address = t.string("status_address", None) or None
+    if status_address is not None:
+        try:
+            parse_address(status_address)
+        except ValueError as e:
+            t.error("status_address", str(e))
+            status_address = None
     result = Defaults(
-        poll_interval=t.duration("poll_interval", d.poll_interval, minimum=10),
+        poll_interval=t.duration("poll_interval", d.poll_interval, minimum=1),
         deliver_interval=t.duration("deliver_interval", d.deliver_interval, minimum=1),
         jitter=t.number("jitter", d.jitter, minimum=0, maximum=0.5),
         user_agent=t.string("user_agent", d.user_agent),
@@ -176,6 +187,7 @@ def _parse_defaults(t: Table, base: Path) -> Defaults:
         retention_days=int(t.number("retention_days", d.retention_days, minimum=1, maximum=36500)),
         timezone=_timezone(t, "timezone", d.timezone),
         delivery_max_age=t.duration("delivery_max_age", d.delivery_max_age, minimum=60),
+        status_address=status_address,
     )
     t.finish()
     return result
@@ -205,7 +217,7 @@ def _parse_feeds(root: Table, base: Path) -> tuple[FeedConfig, ...]:
         elif name in seen:
             t.error("name", f"{name!r} is used by another feed; feed names must be unique")
         seen.add(name)
-        interval = t.duration("interval", None, minimum=10)
+        interval = t.duration("interval", None, minimum=1)
         tags = tuple(t.strings("tags", []))
         identity = Identity(t.choice("identity", tuple(Identity), Identity.GUID))
         outlet = t.string("outlet", None)

@@ -3,6 +3,7 @@
     MonitorError
     ├── ConfigError          config.toml is wrong (file, key path, what to do)
     ├── WatchlistError       a watchlist file is wrong (file, key path)
+    ├── OpmlError            an OPML subscription list is unreadable (file, line)
     ├── FetchError           a feed could not be fetched (feed)
     ├── ParseError           a feed's body is not a feed (feed)
     ├── StoreError           the database cannot be used (path)
@@ -41,6 +42,14 @@ class WatchlistError(LocatedError):
     """A watchlist file is unreadable or invalid."""
 
 
+class OpmlError(LocatedError):
+    """An OPML file is not well-formed, is not OPML, or carries declarations we refuse."""
+
+    def __init__(self, file: Path | str, line: int | None, message: str) -> None:
+        self.line = line
+        super().__init__(file, f"line {line}" if line else "", message)
+
+
 class ConfigErrors(MonitorError):
     """Several configuration or watchlist errors, reported together so they can be fixed at once."""
 
@@ -70,7 +79,16 @@ class ParseError(MonitorError):
 
 
 class StoreError(MonitorError):
-    """The state database cannot be opened, migrated or written."""
+    """The state database cannot be opened, migrated or written.
+
+    `kind` tells callers which fault it is, so they can react without reading the message:
+    "full" (no space left), "readonly" (no write access), "corrupt" (the file is damaged),
+    "busy" (another process holds a lock) or "other".
+    """
+
+    def __init__(self, message: str, *, kind: str = "other") -> None:
+        self.kind = kind
+        super().__init__(message)
 
 
 class DeliveryError(MonitorError):

@@ -10,6 +10,8 @@ import httpx
 
 from monitor.config import Defaults, FeedConfig
 from monitor.errors import FetchError
+from monitor.notify.base import retry_after
+from monitor.polling import cache_max_age
 from monitor.types import FetchResult, FetchStatus, Validators
 
 # The body has been decoded by the time feedparser sees it, so these no longer describe it.
@@ -42,13 +44,14 @@ class Fetcher:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def fetch(self, feed: FeedConfig, validators: Validators) -> FetchResult:
-        """Fetch one feed; every failure becomes a FAILED result, never an exception."""
+    async def fetch(self, feed: FeedConfig, validators: Validators, url: str | None = None) -> FetchResult:
+        """Fetch one feed (from `url` when a permanent redirect moved it away from the configured
+        address); every failure becomes a FAILED result, never an exception."""
         try:
             if feed.is_local:
                 return await asyncio.to_thread(_read_local, feed, validators, self._defaults.max_feed_bytes)
             async with asyncio.timeout(self._defaults.fetch_deadline):
-                return await self._fetch_http(feed, validators)
+                return await self._fetch_http(feed, validators, url)
         except FetchError as e:
             return FetchResult(feed.name, FetchStatus.FAILED, error=str(e), http_status=e.status)
         except TimeoutError:
@@ -65,20 +68,38 @@ class Fetcher:
             message = f"connection failed: {type(e).__name__}: {e or 'no detail'}"
             return FetchResult(feed.name, FetchStatus.FAILED, error=message)
 
-    async def _fetch_http(self, feed: FeedConfig, validators: Validators) -> FetchResult:
+    async def _fetch_http(self, feed: FeedConfig, validators: Validators, url: str | None) -> FetchResult:
         headers = {}
         if validators.etag:
             headers["If-None-Match"] = validators.etag
         if validators.last_modified:
             headers["If-Modified-Since"] = validators.last_modified
-        async with self._client.stream("GET", feed.url, headers=headers) as response:
+        async with self._client.stream("GET", url or feed.url, headers=headers) as response:
             final_url = str(response.url)
-            if response.status_code == 304:
+            status = response.status_code
+            if status >= 300 and status != 304:
+                # 429 and 503 say when to come back; the feed's backoff honours it.
+                wait = retry_after(response) if status in (429, 503) else None
                 return FetchResult(
-                    feed.name, FetchStatus.NOT_MODIFIED, url=final_url, validators=validators, http_status=304
+                    feed.name,
+                    FetchStatus.FAILED,
+                    url=final_url,
+                    http_status=status,
+                    error=_status_message(response),
+                    retry_after=wait,
                 )
-            if response.status_code >= 300:
-                raise FetchError(feed.name, _status_message(response), status=response.status_code)
+            moved_to = _permanent_move(response)
+            fresh_for = cache_max_age(response.headers.get("cache-control"))
+            if status == 304:
+                return FetchResult(
+                    feed.name,
+                    FetchStatus.NOT_MODIFIED,
+                    url=final_url,
+                    validators=validators,
+                    http_status=304,
+                    retry_after=fresh_for,
+                    moved_to=moved_to,
+                )
             body = await _read_capped(response, self._defaults.max_feed_bytes, feed.name)
             return FetchResult(
                 feed.name,
@@ -90,8 +111,19 @@ class Fetcher:
                     etag=_validator(response.headers.get("etag")),
                     last_modified=_validator(response.headers.get("last-modified")),
                 ),
-                http_status=response.status_code,
+                http_status=status,
+                retry_after=fresh_for,
+                moved_to=moved_to,
             )
+
+
+def _permanent_move(response: httpx.Response) -> str | None:
+    """The new address when every redirect on the way was permanent (301, 308); a temporary hop
+    (302, 307) anywhere means the old address stays the one to ask."""
+    hops = response.history
+    if hops and all(h.status_code in (301, 308) for h in hops):
+        return str(response.url)
+    return None
 
 
 _ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"

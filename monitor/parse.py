@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ import feedparser
 
 from monitor.dedup import Identity, content_hash, item_key
 from monitor.errors import ParseError
+from monitor.polling import feed_ttl
 from monitor.text import collapse_space, html_to_text
 from monitor.types import Item
 
@@ -19,6 +21,13 @@ MAX_TITLE = 500
 MAX_SUMMARY = 4000
 MAX_ITEMS = 1000
 TRUNCATED = " […]"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    items: list[Item]
+    warning: str | None  # the feed was malformed but still readable, or cut short
+    ttl: float | None = None  # seconds the feed says it stays fresh (RSS <ttl>)
 
 
 def parse_feed(
@@ -34,6 +43,20 @@ def parse_feed(
 
     Raises ParseError when nothing in the body can be read as RSS or Atom.
     """
+    parsed = parse_document(feed, body, headers, url=url, now=now, identity=identity)
+    return parsed.items, parsed.warning
+
+
+def parse_document(
+    feed: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    url: str,
+    now: datetime,
+    identity: Identity = Identity.GUID,
+) -> ParsedFeed:
+    """parse_feed, with what the feed says about itself (its <ttl>)."""
     response_headers = {k.lower(): v for k, v in headers.items()}
     response_headers.setdefault("content-location", url)
     # A stream, never a str: given a string feedparser may treat it as a URL or file name to open.
@@ -52,7 +75,7 @@ def parse_feed(
     )
     if len(parsed.entries) > MAX_ITEMS:
         warning = f"feed has {len(parsed.entries)} entries; only the first {MAX_ITEMS} were read"
-    return items, warning
+    return ParsedFeed(items, warning, feed_ttl(parsed.feed.get("ttl")))
 
 
 def _describe(problem: object) -> str:

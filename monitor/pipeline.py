@@ -18,15 +18,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+import httpx
+
 from monitor.config import ChannelConfig, FeedConfig, Settings
 from monitor.dedup import canonical_link
 from monitor.errors import ParseError, StoreError
 from monitor.fetch import Fetcher
 from monitor.notify import Notifier
-from monitor.parse import parse_feed
+from monitor.parse import parse_document
+from monitor.polling import REPORT_FAILING_AFTER, next_poll
 from monitor.schedule import first_due
 from monitor.store import Store
-from monitor.store.sqlite import Incoming, Known, PollRecord
+from monitor.store.sqlite import FeedRow, Incoming, Known, PollRecord
 from monitor.stories import fingerprint
 from monitor.types import (
     Alert,
@@ -34,8 +37,10 @@ from monitor.types import (
     DeliveryOutcome,
     Digest,
     FeedOutcome,
+    FeedSchedule,
     FetchStatus,
     Item,
+    Severity,
     StoryView,
     Validators,
 )
@@ -43,6 +48,13 @@ from monitor.watchlists import Matcher, Watchlist
 from monitor.watchlists.live import LiveWatchlists
 
 log = logging.getLogger("monitor")
+
+# The channel named `ops` gets operator notices (a feed removed, a feed failing for a day) and,
+# unless a watchlist names it, no watchlist alerts.
+OPS_CHANNEL = "ops"
+# A feed failing for REPORT_FAILING_AFTER is reported once it has also failed this many times in a
+# row: a single failure after a day of quiet is not yet news.
+REPORT_FAILING_MIN = 3
 
 
 def utc_now() -> datetime:
@@ -60,6 +72,8 @@ class Runtime:
     notifiers: Mapping[str, Notifier]
     clock: Callable[[], datetime] = utc_now
     library: LiveWatchlists | None = None  # where the watchlists came from, to reload them
+    storage_error: str | None = None  # the last write that failed, until one succeeds again
+    http: httpx.AsyncClient | None = None  # the notifiers' client, to build them again on reload
     matcher: Matcher = field(init=False)
     _delivering: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
@@ -112,7 +126,11 @@ def plan_alerts(
         watchlist = watchlists.get(slug)
         if watchlist is None or len(story.outlets) < watchlist.min_sources:
             continue
-        routed = configs if watchlist.channels is None else [c for c in watchlist.channels if c in configs]
+        routed = (
+            [c for c in configs if c != OPS_CHANNEL]
+            if watchlist.channels is None
+            else [c for c in watchlist.channels if c in configs]
+        )
         for channel in routed:
             if (slug, channel) in story.alerted:
                 continue
@@ -216,32 +234,60 @@ async def poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
 
 
 async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
-    result = await rt.fetcher.fetch(feed, rt.store.validators(feed.name))
+    try:
+        state = rt.store.sync_feed(feed.name, feed.url)
+    except StoreError as e:
+        return _storage_failed(rt, feed, e)
+    if state is not None and state.disabled_at is not None:
+        return FeedOutcome(feed.name, FetchStatus.DISABLED, error=state.disabled_reason)
+    moved = state.url if state is not None and state.moved else None
+    result = await rt.fetcher.fetch(feed, rt.store.validators(feed.name), url=moved)
     now = rt.clock()
+    failures = state.consecutive_failures if state is not None else 0
+
+    def schedule(failed: bool, fresh_for: float | None = None) -> FeedSchedule:
+        return next_poll(
+            rt.settings.interval(feed),
+            now,
+            failures=failures + 1 if failed else 0,
+            retry_after=result.retry_after if failed else None,
+            cache_hint=fresh_for,
+            jitter=rt.settings.defaults.jitter,
+            moved_to=None if failed else result.moved_to,
+        )
+
     try:
         if result.status is FetchStatus.FAILED:
-            error = result.error or "fetch failed"
-            rt.store.record_failure(feed.name, feed.url, error, now)
-            log.warning("feed %s: %s", feed.name, error)
-            return FeedOutcome(feed.name, FetchStatus.FAILED, error=error)
+            return _fetch_failed(
+                rt, feed, state, result.error or "fetch failed", result.http_status, now, schedule(True)
+            )
+        if result.moved_to and result.moved_to != (moved or feed.url):
+            log.warning(
+                "feed %s: moved permanently to %s; polling it there (update its url in %s)",
+                feed.name,
+                result.moved_to,
+                rt.settings.path,
+            )
         if result.status is FetchStatus.NOT_MODIFIED:
-            rt.store.record_unchanged(feed.name, feed.url, result.status.value, now)
-            return FeedOutcome(feed.name, FetchStatus.NOT_MODIFIED)
+            plan = schedule(False, result.retry_after)
+            rt.store.record_unchanged(feed.name, feed.url, result.status.value, now, plan)
+            rt.storage_error = None
+            return FeedOutcome(feed.name, FetchStatus.NOT_MODIFIED, next_poll_at=plan.next_poll_at)
         try:
             # Parsing and matching are CPU work: off the event loop, so other fetches keep flowing.
-            items, warning = await asyncio.to_thread(
-                parse_feed, feed.name, result.body, result.headers, url=result.url, now=now
+            parsed = await asyncio.to_thread(
+                parse_document, feed.name, result.body, result.headers, url=result.url, now=now
             )
         except ParseError as e:
-            rt.store.record_failure(feed.name, feed.url, str(e), now)
-            log.warning("feed %s: %s", feed.name, e)
-            return FeedOutcome(feed.name, FetchStatus.FAILED, error=str(e))
+            return _fetch_failed(rt, feed, state, str(e), None, now, schedule(True))
+        warning = parsed.warning
         if warning:
             # A feed read only in part must be fetched whole next time, not answered with a 304.
             result = dataclasses.replace(result, validators=Validators())
         # A configured outlet wins; else the publisher an aggregator names per item; else the feed.
         items = [
-            dataclasses.replace(i, outlet=feed.outlet or i.outlet or feed.name) for i in unique_by_key(items)
+            dataclasses.replace(i, outlet=feed.outlet or i.outlet or feed.name)
+            for i in unique_by_key(parsed.items)
         ]
         links = {i.key: story_key(i) if i.link else None for i in items}
         sorted_out = triage(items, rt.store.known(feed.name, items, filter(None, links.values())), links)
@@ -256,26 +302,133 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
             channels={c: rt.settings.channels.get(c) for c in rt.notifiers},
             now=now,
         )
+        fresh_for = max((s for s in (result.retry_after, parsed.ttl) if s is not None), default=None)
+        plan = schedule(False, fresh_for)
         record = PollRecord(
-            feed.name, feed.url, result, incoming, warning=warning, seen_tombstones=sorted_out.seen_tombstones
+            feed.name,
+            feed.url,
+            result,
+            incoming,
+            warning=warning,
+            seen_tombstones=sorted_out.seen_tombstones,
+            schedule=plan,
         )
         stored = rt.store.record_poll(
             record, now, planner, timedelta(seconds=rt.settings.defaults.story_window)
         )
+        rt.storage_error = None
         if sorted_out.edited:
             log.info("feed %s: %d edited item(s) stored again", feed.name, len(sorted_out.edited))
     except StoreError as e:
-        log.error("feed %s: not stored: %s", feed.name, e)
-        return FeedOutcome(feed.name, FetchStatus.FAILED, error=str(e))
+        return _storage_failed(rt, feed, e)
     if warning:
         log.warning("feed %s: %s", feed.name, warning)
+    matched: dict[str, int] = defaultdict(int)
+    for entry in incoming:
+        for m in entry.matches:
+            matched[m.watchlist] += 1
     return FeedOutcome(
         feed.name,
         FetchStatus.OK,
         new_items=stored.new_items,
-        matches=sum(len(i.matches) for i in incoming),
+        matches=sum(matched.values()),
         alerts_queued=stored.alerts_queued,
+        matched=dict(matched),
+        next_poll_at=plan.next_poll_at,
     )
+
+
+def _storage_failed(rt: Runtime, feed: FeedConfig, error: StoreError) -> FeedOutcome:
+    """Nothing of the poll was stored (the transaction rolled back): it is fetched again next time."""
+    log.error("feed %s: not stored: %s", feed.name, error)
+    rt.storage_error = str(error)
+    return FeedOutcome(feed.name, FetchStatus.FAILED, error=str(error))
+
+
+def _fetch_failed(
+    rt: Runtime,
+    feed: FeedConfig,
+    state: FeedRow | None,
+    error: str,
+    http_status: int | None,
+    now: datetime,
+    plan: FeedSchedule,
+) -> FeedOutcome:
+    """Record a failed poll with its backoff; a 410 disables the feed and a long failure is
+    reported, each on the ops channel when one is configured."""
+    rt.store.record_failure(feed.name, feed.url, error, now, plan)
+    rt.storage_error = None
+    if http_status == 410:
+        reason = f"HTTP 410 Gone at {now:%Y-%m-%d %H:%M} UTC: the publisher removed this feed"
+        rt.store.disable_feed(feed.name, reason, now)
+        log.error(
+            "feed %s: %s; polling stopped (give it a new url in %s to poll again)",
+            feed.name,
+            reason,
+            rt.settings.path,
+        )
+        _notify_ops(
+            rt,
+            feed,
+            "gone",
+            f"Feed {feed.name} was removed by its publisher (HTTP 410)",
+            f"{feed.url} answered 410 Gone, so monitor stopped polling it. Delete the feed from "
+            f"{rt.settings.path} or give it a new url; a new url is polled again.",
+            now,
+        )
+        return FeedOutcome(feed.name, FetchStatus.DISABLED, error=reason)
+    log.warning(
+        "feed %s: %s; next try at %s",
+        feed.name,
+        error,
+        f"{plan.next_poll_at:%H:%M:%S} UTC (backoff +{plan.backoff:.0f}s)",
+    )
+    streak_start = state.last_success_at if state is not None else None
+    if (
+        state is not None
+        and state.failing_reported_at is None
+        and (streak_start is None or now - streak_start >= REPORT_FAILING_AFTER)
+        and state.consecutive_failures + 1 >= REPORT_FAILING_MIN
+    ):
+        since = f"since {streak_start:%Y-%m-%d %H:%M} UTC" if streak_start else "since it was added"
+        _notify_ops(
+            rt,
+            feed,
+            f"failing {now:%Y%m%d%H%M}",
+            f"Feed {feed.name} has failed {state.consecutive_failures + 1} times in a row",
+            f"No successful poll {since}. Last error: {error}. monitor keeps trying, backing off "
+            "to once a day; `monitor feeds` shows its state.",
+            now,
+        )
+        rt.store.mark_failing_reported(feed.name, now)
+    return FeedOutcome(
+        feed.name, FetchStatus.FAILED, error=error, next_poll_at=plan.next_poll_at, backoff=plan.backoff
+    )
+
+
+def _notify_ops(rt: Runtime, feed: FeedConfig, kind: str, title: str, summary: str, now: datetime) -> None:
+    """Queue an operator notice on the `ops` channel, if there is one; it is logged either way."""
+    if OPS_CHANNEL not in rt.notifiers:
+        return
+    key = f"ops:{kind}"
+    alert = Alert(
+        id=hashlib.sha256(f"ops\x1f{feed.name}\x1f{feed.url}\x1f{kind}".encode()).hexdigest()[:26],
+        channel=OPS_CHANNEL,
+        watchlist="ops",
+        watchlist_name="monitor operations",
+        severity=Severity.HIGH,
+        feed=feed.name,
+        item_key=key,
+        title=title,
+        summary=summary,
+        link=feed.url if not feed.is_local else None,
+        published=now,
+        terms=(),
+        created_at=now,
+        outlet="monitor",
+        due_at=now,
+    )
+    rt.store.queue_alert(alert)
 
 
 def digest_id(channel: str, due_at: datetime) -> str:

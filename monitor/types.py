@@ -148,6 +148,7 @@ class FetchStatus(enum.StrEnum):
     OK = "ok"
     NOT_MODIFIED = "not_modified"
     FAILED = "failed"
+    DISABLED = "disabled"  # removed by its publisher (HTTP 410): not polled until its address changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +176,15 @@ class FetchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedSchedule:
+    """What a poll decided about the feed's next one (see monitor.polling.next_poll)."""
+
+    next_poll_at: datetime
+    backoff: float = 0.0  # seconds failures and Retry-After added to the feed's interval
+    moved_to: str | None = None  # a permanent redirect: fetch from here from now on
+
+
+@dataclass(frozen=True, slots=True)
 class FeedOutcome:
     """What one poll of one feed did; a cycle is a list of these."""
 
@@ -186,6 +196,7 @@ class FeedOutcome:
     error: str | None = None
     matched: Mapping[str, int] = field(default_factory=dict)  # watchlist slug -> items it matched
     next_poll_at: datetime | None = None  # when the feed is due again (backoff and server hints included)
+    backoff: float = 0.0  # seconds failures and Retry-After added to its interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,10 +237,12 @@ class CycleReport:
         return sum(1 for d in self.deliveries if not d.delivered)
 
     def summary(self) -> str:
+        disabled = self.count(FetchStatus.DISABLED)
         return (
             f"feeds: {self.count(FetchStatus.OK)} ok, "
             f"{self.count(FetchStatus.NOT_MODIFIED)} not modified, "
-            f"{self.count(FetchStatus.FAILED)} failed; "
+            f"{self.count(FetchStatus.FAILED)} failed"
+            f"{f', {disabled} disabled' if disabled else ''}; "
             f"new items: {self.new_items}; matches: {self.matches}; "
             f"alerts sent: {self.sent}; alerts pending: {self.pending}"
         )

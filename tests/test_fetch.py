@@ -240,6 +240,80 @@ def test_too_many_redirects_fail():
     assert result.error == "more than 3 redirects; check the feed URL"
 
 
+@pytest.mark.parametrize(
+    ("statuses", "moved"),
+    [
+        ((301,), True),
+        ((308,), True),
+        ((301, 308), True),
+        ((302,), False),
+        ((307,), False),
+        ((301, 302), False),
+    ],
+)
+def test_only_an_all_permanent_redirect_chain_moves_the_feed(mock, statuses, moved):
+    """301/308 all the way: the feed moved, and the new address is reported. A temporary hop
+    anywhere (302, 307) means the old address stays the one to ask."""
+    urls = [URL] + [f"https://feeds.example/r{i}" for i in range(1, len(statuses) + 1)]
+    for (here, there), status in zip(itertools.pairwise(urls), statuses, strict=True):
+        mock.get(here).respond(status, headers={"Location": there})
+    mock.get(urls[-1]).respond(200, content=BODY)
+    result = fetch()
+    assert result.status is FetchStatus.OK
+    assert result.moved_to == (urls[-1] if moved else None)
+
+
+def test_a_permanent_redirect_to_an_unchanged_feed_still_reports_the_move(mock):
+    """A 301 then a 304: not modified, and moved."""
+    mock.get(URL).respond(301, headers={"Location": "https://feeds.example/new"})
+    mock.get("https://feeds.example/new").respond(304)
+    result = fetch(validators=Validators(etag='"e"'))
+    assert (result.status, result.moved_to) == (FetchStatus.NOT_MODIFIED, "https://feeds.example/new")
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "wait"),
+    [
+        (429, {"Retry-After": "120"}, 120.0),
+        (503, {"Retry-After": "3600"}, 3600.0),
+        (429, {}, None),
+        (500, {"Retry-After": "120"}, None),  # only 429 and 503 carry a wait we honour
+        (429, {"Retry-After": "soon"}, None),
+    ],
+)
+def test_retry_after_is_reported_on_429_and_503(mock, status, headers, wait):
+    mock.get(URL).respond(status, headers=headers)
+    result = fetch()
+    assert result.status is FetchStatus.FAILED
+    assert result.retry_after == wait
+
+
+def test_retry_after_as_an_http_date(mock):
+    mock.get(URL).respond(503, headers={"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"})
+    assert fetch().retry_after == 24 * 3600  # far future: capped at a day
+
+
+@pytest.mark.parametrize(("status", "code"), [(200, FetchStatus.OK), (304, FetchStatus.NOT_MODIFIED)])
+def test_cache_control_max_age_is_reported_as_freshness(mock, status, code):
+    mock.get(URL).respond(
+        status, content=BODY if status == 200 else b"", headers={"Cache-Control": "max-age=1800"}
+    )
+    result = fetch(validators=Validators(etag='"e"'))
+    assert (result.status, result.retry_after) == (code, 1800.0)
+
+
+def test_a_moved_feed_is_fetched_from_its_new_address(mock):
+    """The caller passes the address a 301 gave; the configured one is not asked."""
+    mock.get("https://feeds.example/new").respond(200, content=BODY)
+
+    async def run() -> FetchResult:
+        async with Fetcher(Defaults()) as fetcher:
+            return await fetcher.fetch(FEED, Validators(), url="https://feeds.example/new")
+
+    result = asyncio.run(run())
+    assert (result.status, result.url) == (FetchStatus.OK, "https://feeds.example/new")
+
+
 def test_redirect_without_location_fails(mock):
     """A 3xx with no Location cannot be followed: FAILED, with a hint."""
     mock.get(URL).respond(302)

@@ -34,7 +34,7 @@ from monitor.watchlists import Matcher, Watchlist
 from monitor.watchlists.query import parse_query
 
 NOW = datetime(2024, 1, 20, 12, 0, tzinfo=UTC)
-CHANNELS = ["ops", "mail", "stdout"]
+CHANNELS = ["team", "mail", "stdout"]
 
 
 def make_item(
@@ -95,6 +95,15 @@ def test_unrouted_watchlist_goes_to_every_channel():
     assert [a.channel for a in alerts] == CHANNELS
 
 
+def test_the_ops_channel_gets_only_watchlists_that_name_it():
+    """`ops` is for operator notices: an unrouted watchlist skips it, a watchlist naming it reaches it."""
+    channels = ["ops", *CHANNELS]
+    unrouted = plan(make_item(), [Match("w", ("x",))], make_watchlist("w"), channels=channels)
+    assert [a.channel for a in unrouted] == CHANNELS
+    named = plan(make_item(), [Match("w", ("x",))], make_watchlist("w", channels=("ops",)), channels=channels)
+    assert [a.channel for a in named] == ["ops"]
+
+
 def test_routed_watchlist_goes_only_to_its_channels():
     """A watchlist listing channels alerts only those."""
     alerts = plan(make_item(), [Match("w", ("x",))], make_watchlist("w", channels=("mail",)))
@@ -103,8 +112,8 @@ def test_routed_watchlist_goes_only_to_its_channels():
 
 def test_routes_to_unconfigured_channels_are_dropped():
     """A listed channel that is not configured gets nothing (and the others still do)."""
-    alerts = plan(make_item(), [Match("w", ("x",))], make_watchlist("w", channels=("pager", "ops")))
-    assert [a.channel for a in alerts] == ["ops"]
+    alerts = plan(make_item(), [Match("w", ("x",))], make_watchlist("w", channels=("pager", "team")))
+    assert [a.channel for a in alerts] == ["team"]
 
 
 def test_routed_to_nothing_configured():
@@ -126,8 +135,8 @@ def test_alert_fields_come_from_item_watchlist_and_match():
     """Each alert carries the item's text, the watchlist's name and severity, the match's terms."""
     item = make_item()
     w = make_watchlist("envoys", name="Envoys return", severity=Severity.CRITICAL)
-    (alert,) = plan(item, [Match("envoys", ("ambassador*", "Tehran"))], w, channels=["ops"])
-    assert alert.channel == "ops"
+    (alert,) = plan(item, [Match("envoys", ("ambassador*", "Tehran"))], w, channels=["team"])
+    assert alert.channel == "team"
     assert alert.watchlist == "envoys"
     assert alert.watchlist_name == "Envoys return"
     assert alert.severity is Severity.CRITICAL
@@ -145,13 +154,13 @@ def test_several_matches_each_get_alerts():
         make_item(),
         [Match("a", ("x",)), Match("b", ("y",))],
         make_watchlist("a"),
-        make_watchlist("b", channels=("ops",)),
+        make_watchlist("b", channels=("team",)),
     )
     assert [(a.watchlist, a.channel) for a in alerts] == [
-        ("a", "ops"),
+        ("a", "team"),
         ("a", "mail"),
         ("a", "stdout"),
-        ("b", "ops"),
+        ("b", "team"),
     ]
     assert [a.terms for a in alerts] == [("x",)] * 3 + [("y",)]
 
@@ -201,9 +210,9 @@ def test_min_sources_holds_until_enough_distinct_outlets():
     matches = [Match("patient", ("x",)), Match("eager", ("y",))]
     watchlists = {"patient": patient, "eager": eager}
     for outlets in [("Dawn",), ("Dawn", "Reuters")]:
-        alerts = plan_alerts(story_of(item, matches, outlets), watchlists, ["ops"], NOW)
+        alerts = plan_alerts(story_of(item, matches, outlets), watchlists, ["team"], NOW)
         assert [a.watchlist for a in alerts] == ["eager"], outlets
-    (held, free) = plan_alerts(story_of(item, matches, ("Dawn", "Reuters", "BBC")), watchlists, ["ops"], NOW)
+    (held, free) = plan_alerts(story_of(item, matches, ("Dawn", "Reuters", "BBC")), watchlists, ["team"], NOW)
     assert (held.watchlist, held.min_sources) == ("patient", 3)
     assert held.sources == ("Dawn", "Reuters", "BBC")
     assert held.also_reported_by == ("Reuters", "BBC")
@@ -214,7 +223,7 @@ def test_min_sources_counts_what_the_story_says_not_the_items():
     """More outlets than asked for release the alert too."""
     w = make_watchlist("w", min_sources=2)
     story = story_of(make_item(), [Match("w", ("x",))], outlets=("a", "b", "c", "d"))
-    assert len(plan_alerts(story, {"w": w}, ["ops"], NOW)) == 1
+    assert len(plan_alerts(story, {"w": w}, ["team"], NOW)) == 1
 
 
 def test_pairs_already_queued_for_the_story_are_skipped():
@@ -222,10 +231,10 @@ def test_pairs_already_queued_for_the_story_are_skipped():
     story = story_of(
         make_item(),
         [Match("a", ("x",)), Match("b", ("y",))],
-        alerted=frozenset({("a", "ops"), ("a", "mail"), ("b", "stdout")}),
+        alerted=frozenset({("a", "team"), ("a", "mail"), ("b", "stdout")}),
     )
     alerts = plan_alerts(story, {"a": make_watchlist("a"), "b": make_watchlist("b")}, CHANNELS, NOW)
-    assert [(a.watchlist, a.channel) for a in alerts] == [("a", "stdout"), ("b", "ops"), ("b", "mail")]
+    assert [(a.watchlist, a.channel) for a in alerts] == [("a", "stdout"), ("b", "team"), ("b", "mail")]
     everything = frozenset((w, c) for w in "ab" for c in CHANNELS)
     assert plan_alerts(replace(story, alerted=everything), {"a": make_watchlist("a")}, CHANNELS, NOW) == []
 
@@ -233,9 +242,9 @@ def test_pairs_already_queued_for_the_story_are_skipped():
 def test_a_watchlist_removed_since_it_matched_owes_nothing():
     """A story matched by a watchlist that is gone now plans nothing for it, and no error."""
     story = story_of(make_item(), [Match("gone", ("x",)), Match("kept", ("y",))])
-    alerts = plan_alerts(story, {"kept": make_watchlist("kept")}, ["ops"], NOW)
+    alerts = plan_alerts(story, {"kept": make_watchlist("kept")}, ["team"], NOW)
     assert [a.watchlist for a in alerts] == ["kept"]
-    assert plan_alerts(story, {}, ["ops"], NOW) == []
+    assert plan_alerts(story, {}, ["team"], NOW) == []
 
 
 def test_routing_applies_to_story_alerts():
@@ -248,7 +257,7 @@ def test_routing_applies_to_story_alerts():
     }
     alerts = plan_alerts(story, watchlists, CHANNELS, NOW)
     assert [(a.watchlist, a.channel) for a in alerts] == [
-        ("all", "ops"),
+        ("all", "team"),
         ("all", "mail"),
         ("all", "stdout"),
         ("mail", "mail"),
@@ -266,7 +275,7 @@ def test_alerts_carry_the_story_the_outlet_and_its_sources():
         {"one": (dawn, ("x",)), "two": (bare, ("y", "z"))},
         frozenset(),
     )
-    one, two = plan_alerts(story, {"one": make_watchlist("one"), "two": make_watchlist("two")}, ["ops"], NOW)
+    one, two = plan_alerts(story, {"one": make_watchlist("one"), "two": make_watchlist("two")}, ["team"], NOW)
     assert (one.story_id, one.feed, one.item_key, one.outlet, one.terms) == (
         42,
         "dawn-rss",
@@ -291,9 +300,9 @@ def test_alert_ids_follow_the_item_that_matched_not_the_story():
     (after a merge, or with more outlets) keeps its id."""
     item = make_item()
     w = {"a": make_watchlist("a")}
-    (first,) = plan_alerts(story_of(item, [Match("a", ("x",))]), w, ["ops"], NOW)
+    (first,) = plan_alerts(story_of(item, [Match("a", ("x",))]), w, ["team"], NOW)
     (merged,) = plan_alerts(
-        story_of(item, [Match("a", ("x",))], outlets=("wire", "dawn"), story_id=3), w, ["ops"], NOW
+        story_of(item, [Match("a", ("x",))], outlets=("wire", "dawn"), story_id=3), w, ["team"], NOW
     )
     assert first.id == merged.id
 
@@ -491,7 +500,7 @@ def test_delivery_is_chosen_per_channel():
     w = make_watchlist("w", delivery_by_channel={"mail": "daily at 18:00"})
     alerts = {a.channel: (a.digest, a.due_at) for a in plan(make_item(), [Match("w", ("x",))], w)}
     assert alerts == {
-        "ops": (False, NOW),
+        "team": (False, NOW),
         "mail": (True, datetime(2024, 1, 20, 18, 0, tzinfo=UTC)),
         "stdout": (False, NOW),
     }
@@ -506,11 +515,11 @@ def test_a_channel_keeps_its_digest_schedule_in_its_own_time_zone():
     """08:00 for a channel in Asia/Karachi is 03:00 UTC."""
     w = make_watchlist("w", delivery="daily at 08:00")
     story = story_of(make_item(), [Match("w", ("x",))])
-    configs = {"mail": channel("mail", timezone="Asia/Karachi"), "ops": channel("ops")}
+    configs = {"mail": channel("mail", timezone="Asia/Karachi"), "team": channel("team")}
     alerts = {a.channel: a.due_at for a in plan_alerts(story, {"w": w}, configs, NOW)}
     assert alerts == {
         "mail": datetime(2024, 1, 21, 3, 0, tzinfo=UTC),
-        "ops": datetime(2024, 1, 21, 8, 0, tzinfo=UTC),
+        "team": datetime(2024, 1, 21, 8, 0, tzinfo=UTC),
     }
 
 
@@ -528,12 +537,12 @@ def test_quiet_hours_of_a_channel_hold_non_critical_alerts(severity, held_until)
     w = make_watchlist("w", severity=severity)
     story = story_of(make_item(), [Match("w", ("x",))])
     configs = {
-        "ops": channel("ops", "16:00-18:00", "Asia/Karachi"),
+        "team": channel("team", "16:00-18:00", "Asia/Karachi"),
         "mail": channel("mail"),
         "stdout": None,
     }
     alerts = {a.channel: (a.digest, a.due_at) for a in plan_alerts(story, {"w": w}, configs, NOW)}
-    assert alerts == {"ops": (False, held_until), "mail": (False, NOW), "stdout": (False, NOW)}
+    assert alerts == {"team": (False, held_until), "mail": (False, NOW), "stdout": (False, NOW)}
 
 
 SLOT_1 = datetime(2024, 1, 20, 16, 0, tzinfo=UTC)
@@ -570,7 +579,7 @@ def test_digest_ids_depend_on_the_channel_and_the_slot_only():
     """The same (channel, slot) is the same id whatever the digest holds; another slot or channel
     is another id."""
     assert digest_id("mail", SLOT_1) == digest_id("mail", SLOT_1)
-    assert len({digest_id("mail", SLOT_1), digest_id("mail", SLOT_2), digest_id("ops", SLOT_1)}) == 3
+    assert len({digest_id("mail", SLOT_1), digest_id("mail", SLOT_2), digest_id("team", SLOT_1)}) == 3
     (alone,) = batches([an_alert("a", digest=True, due_at=SLOT_1)])
     (together,) = batches(
         [an_alert("b", digest=True, due_at=SLOT_1), an_alert("c", digest=True, due_at=SLOT_1)]
@@ -578,7 +587,7 @@ def test_digest_ids_depend_on_the_channel_and_the_slot_only():
     assert isinstance(alone, Digest)
     assert isinstance(together, Digest)
     assert alone.id == together.id == digest_id("mail", SLOT_1)
-    (other,) = batches([an_alert("a", digest=True, due_at=SLOT_1, chan="ops")])
+    (other,) = batches([an_alert("a", digest=True, due_at=SLOT_1, chan="team")])
     assert isinstance(other, Digest)
     assert other.id != alone.id
 

@@ -42,7 +42,7 @@ from monitor.types import (
 from monitor.watchlists import Watchlist
 from monitor.watchlists.query import parse_query
 
-CHANNELS = ("ops", "mail")
+CHANNELS = ("team", "mail")
 
 NOW = datetime(2024, 1, 20, 12, 0, tzinfo=UTC)
 PUBLISHED = datetime(2024, 1, 18, 9, 30, tzinfo=UTC)
@@ -128,7 +128,7 @@ def incoming(
     )
 
 
-def make_alert(item: Item, channel: str = "ops", watchlist: str = "envoys", **changes: object) -> Alert:
+def make_alert(item: Item, channel: str = "team", watchlist: str = "envoys", **changes: object) -> Alert:
     values: dict[str, object] = {
         "id": f"{item.key}-{watchlist}-{channel}",
         "channel": channel,
@@ -149,7 +149,7 @@ def make_alert(item: Item, channel: str = "ops", watchlist: str = "envoys", **ch
 
 
 def simple_planner(
-    channels: Sequence[str] = ("ops",), *, skip_alerted: bool = True, log: list[Alert] | None = None
+    channels: Sequence[str] = ("team",), *, skip_alerted: bool = True, log: list[Alert] | None = None
 ) -> Planner:
     """Plans like the pipeline but with readable ids: `<item key>-<watchlist>-<channel>`."""
 
@@ -180,7 +180,7 @@ def make_watchlist(slug: str, **changes: object) -> Watchlist:
     return replace(w, **changes)  # type: ignore[arg-type]
 
 
-def real_planner(*watchlists: Watchlist, channels: Sequence[str] = ("ops",), now: datetime = NOW) -> Planner:
+def real_planner(*watchlists: Watchlist, channels: Sequence[str] = ("team",), now: datetime = NOW) -> Planner:
     return functools.partial(
         plan_alerts, watchlists={w.slug: w for w in watchlists}, channels=list(channels), now=now
     )
@@ -481,9 +481,9 @@ def test_an_edited_item_is_updated_and_alerts_only_for_newly_matched_watchlists(
     assert store.known("wire", [edited], []).fingerprints == {"a": "fp-2"}
     assert sorted((a.watchlist, a.channel) for a in store.due_alerts(None, CHANNELS)) == [
         ("envoys", "mail"),
-        ("envoys", "ops"),
+        ("envoys", "team"),
         ("tehran", "mail"),
-        ("tehran", "ops"),
+        ("tehran", "team"),
     ]
     # The envoys match keeps its first terms and time; the new one is recorded at the edit.
     matches = store.db.execute("SELECT watchlist, matched_at FROM matches ORDER BY watchlist").fetchall()
@@ -540,12 +540,12 @@ def test_the_same_story_link_in_two_feeds_is_one_story_with_one_alert_per_pair(s
     assert count(store, "outbox") == 2
     assert store.db.execute("SELECT watchlist, channel FROM story_alerts ORDER BY channel").fetchall() == [
         ("envoys", "mail"),
-        ("envoys", "ops"),
+        ("envoys", "team"),
     ]
     view = store.story_view(story)
     assert view.outlets == ("Wire", "Dawn")
     assert view.matched["envoys"][0].key == "w1"  # the earliest matching item speaks for the story
-    assert view.alerted == {("envoys", "ops"), ("envoys", "mail")}
+    assert view.alerted == {("envoys", "team"), ("envoys", "mail")}
     for alert in store.due_alerts(None, CHANNELS):
         assert (alert.item_key, alert.outlet, alert.sources) == ("w1", "Wire", ("Wire", "Dawn"))
 
@@ -610,20 +610,20 @@ def test_an_item_linking_two_stories_merges_them_into_the_smaller_id(store):
     assert {story_of(store, f, k) for f, k in [("wire", "s"), ("dawn", "w"), ("bbc", "b")]} == {small}
     assert [r[0] for r in store.db.execute("SELECT id FROM stories")] == [small]
     assert {r[0] for r in store.db.execute("SELECT story_id FROM outbox")} == {small}
-    # Both stories had ("both", "ops"): the merged story keeps one, the smaller story's.
+    # Both stories had ("both", "team"): the merged story keeps one, the smaller story's.
     alerts = store.db.execute(
         "SELECT watchlist, channel, alert_id FROM story_alerts WHERE story_id = ?", [small]
     )
     by_pair = {(w, c): a for w, c, a in alerts}
-    assert set(by_pair) == {("guards", "ops"), ("china", "ops"), ("both", "ops")}
+    assert set(by_pair) == {("guards", "team"), ("china", "team"), ("both", "team")}
     assert count(store, "story_alerts") == 3
-    assert outbox_row(store, by_pair[("both", "ops")])["item_key"] == "s"
+    assert outbox_row(store, by_pair[("both", "team")])["item_key"] == "s"
     view = store.story_view(small)
     assert view.outlets == ("Wire", "Dawn", "BBC")
     assert set(view.matched) == {"guards", "china", "both"}
     assert [i.key for i in store.stories_of(small)] == ["s", "w", "b"]
     assert store.stories_of(large) == []
-    assert {a.sources for a in store.due_alerts(None, ["ops"])} == {
+    assert {a.sources for a in store.due_alerts(None, ["team"])} == {
         ("Wire", "Dawn", "BBC"),
         ("Dawn", "Wire", "BBC"),
     }
@@ -706,7 +706,7 @@ def test_min_sources_holds_the_alert_until_a_second_outlet_carries_the_story(sto
     assert summary.alerts_queued == 2
     assert story_of(store, "reuters", "c") == story
     alerts = store.due_alerts(None, CHANNELS)
-    assert sorted(a.channel for a in alerts) == ["mail", "ops"]
+    assert sorted(a.channel for a in alerts) == ["mail", "team"]
     for alert in alerts:
         assert (alert.item_key, alert.outlet, alert.min_sources) == ("a", "Dawn", 2)
         assert alert.sources == ("Dawn", "Reuters")
@@ -729,7 +729,7 @@ def test_prune_deletes_old_items_and_keeps_tombstones_and_pending_alerts(store):
     sent_item = make_item("old-sent", summary="Envoy gone", published=old)
     pending_item = make_item("old-pending", summary="Envoy back", published=old)
     record(store, incoming(sent_item, "envoys", story_link=link), incoming(pending_item, "envoys"), now=old)
-    sent(store, "old-sent-envoys-ops", old + timedelta(minutes=1))
+    sent(store, "old-sent-envoys-team", old + timedelta(minutes=1))
     fresh = make_item("fresh", published=NOW - timedelta(hours=1))
     record(store, incoming(fresh, "envoys"))
     tokens_before = count(store, "story_tokens")
@@ -745,7 +745,10 @@ def test_prune_deletes_old_items_and_keeps_tombstones_and_pending_alerts(store):
     ]
     assert count(store, "story_tokens") < tokens_before
     # The sent alert is gone, the pending one is still owed.
-    assert [a.id for a in store.due_alerts(None, ["ops"])] == ["old-pending-envoys-ops", "fresh-envoys-ops"]
+    assert [a.id for a in store.due_alerts(None, ["team"])] == [
+        "old-pending-envoys-team",
+        "fresh-envoys-team",
+    ]
     assert store.outbox_counts() == {"pending": 2}
 
     olds = [sent_item, pending_item, fresh]
@@ -772,7 +775,10 @@ def test_prune_deletes_old_items_and_keeps_tombstones_and_pending_alerts(store):
     assert known.feed_fingerprints == {"fp-old-sent", "fp-fresh"}
     assert count(store, "items") == 0
     assert count(store, "story_tokens") == 0
-    assert {a.id for a in store.due_alerts(None, ["ops"])} == {"old-pending-envoys-ops", "fresh-envoys-ops"}
+    assert {a.id for a in store.due_alerts(None, ["team"])} == {
+        "old-pending-envoys-team",
+        "fresh-envoys-team",
+    }
 
 
 def test_a_pending_alert_keeps_its_sources_when_its_story_is_pruned(store):
@@ -781,16 +787,16 @@ def test_a_pending_alert_keeps_its_sources_when_its_story_is_pruned(store):
     plan = real_planner(make_watchlist("guards", min_sources=2))
     record(store, incoming(text_item("a", SARAVAN, "dawn", outlet="Dawn"), "guards"), plan=plan)
     record(store, incoming(text_item("b", SARAVAN_REWRITE, "reuters", outlet="Reuters")), plan=plan)
-    (queued,) = store.due_alerts(None, ["ops"])
+    (queued,) = store.due_alerts(None, ["team"])
     assert queued.sources == ("Dawn", "Reuters")
 
     later = NOW + RETENTION + timedelta(days=1)
     assert store.prune(later, RETENTION, WINDOW).stories == 1
-    (alert,) = store.due_alerts(None, ["ops"])
+    (alert,) = store.due_alerts(None, ["team"])
     assert (alert.id, alert.outlet, alert.sources) == (queued.id, "Dawn", ("Dawn", "Reuters"))
 
     record(store, incoming(text_item("c", FLOODS, "bbc", outlet="BBC")), now=later, plan=plan)
-    (alert,) = store.due_alerts(None, ["ops"])
+    (alert,) = store.due_alerts(None, ["team"])
     assert alert.sources == ("Dawn", "Reuters")
 
 
@@ -813,11 +819,11 @@ def test_prune_drops_token_rows_two_windows_after_publication(store):
 
 
 def sent(store, alert_id, now):
-    store.record_deliveries([DeliveryOutcome(alert_id, "ops", True)], now)
+    store.record_deliveries([DeliveryOutcome(alert_id, "team", True)], now)
 
 
 def failed(store, alert_id, error, *, temporary, now):
-    store.record_deliveries([DeliveryOutcome(alert_id, "ops", False, error, temporary)], now)
+    store.record_deliveries([DeliveryOutcome(alert_id, "team", False, error, temporary)], now)
 
 
 def test_due_alerts_respects_next_attempt(store):
@@ -825,7 +831,7 @@ def test_due_alerts_respects_next_attempt(store):
     store.record_poll(poll(["a", "b"]), NOW, simple_planner(), WINDOW)
     assert store.due_alerts(NOW - timedelta(seconds=1), CHANNELS) == []
     due = store.due_alerts(NOW, CHANNELS)
-    assert [a.id for a in due] == ["a-envoys-ops", "b-envoys-ops"]
+    assert [a.id for a in due] == ["a-envoys-team", "b-envoys-team"]
     assert store.due_alerts(NOW, CHANNELS, limit=1) == due[:1]
 
 
@@ -835,11 +841,11 @@ def test_due_alerts_fills_sources_from_the_story_now(store):
     plan = real_planner(make_watchlist("guards"))
     record(store, incoming(text_item("r", SARAVAN, "reuters", outlet="Reuters")), plan=plan)
     record(store, incoming(text_item("d", SARAVAN_REWRITE, "dawn", outlet="Dawn"), "guards"), plan=plan)
-    (queued,) = store.due_alerts(None, ["ops"])
+    (queued,) = store.due_alerts(None, ["team"])
     assert (queued.outlet, queued.sources) == ("Dawn", ("Dawn", "Reuters"))
     record(store, incoming(text_item("b", SARAVAN_SHORT, "bbc", outlet="BBC")), plan=plan)
     record(store, incoming(text_item("d2", SARAVAN_SHORT, "dawn", outlet="Dawn")), plan=plan)
-    (alert,) = store.due_alerts(None, ["ops"])
+    (alert,) = store.due_alerts(None, ["team"])
     assert alert.sources == ("Dawn", "Reuters", "BBC")
     assert alert.also_reported_by == ("Reuters", "BBC")
     assert alert.story_id == story_of(store, "dawn", "d")
@@ -850,10 +856,10 @@ def test_due_alerts_fills_sources_from_the_story_now(store):
 def test_sent_alert_is_not_due_again(store):
     """A sent alert is never due again, and is counted as sent."""
     store.record_poll(poll(["a", "b"]), NOW, simple_planner(), WINDOW)
-    sent(store, "a-envoys-ops", NOW + timedelta(seconds=5))
-    assert [a.id for a in store.due_alerts(None, CHANNELS)] == ["b-envoys-ops"]
+    sent(store, "a-envoys-team", NOW + timedelta(seconds=5))
+    assert [a.id for a in store.due_alerts(None, CHANNELS)] == ["b-envoys-team"]
     assert store.outbox_counts() == {"sent": 1, "pending": 1}
-    row = outbox_row(store, "a-envoys-ops")
+    row = outbox_row(store, "a-envoys-team")
     assert (row["status"], row["attempts"], row["sent_at"]) == ("sent", 1, "2024-01-20T12:00:05+00:00")
 
 
@@ -872,7 +878,7 @@ def within_jitter(when: datetime, now: datetime, delay: float) -> bool:
 def test_temporary_failure_backs_off(store):
     """A temporary failure keeps the alert pending, counts the attempt and pushes its next try out."""
     store.record_poll(poll(["a"]), NOW, simple_planner(), WINDOW)
-    alert_id = "a-envoys-ops"
+    alert_id = "a-envoys-team"
     failed(store, alert_id, "HTTP 503", temporary=True, now=NOW)
     row = outbox_row(store, alert_id)
     assert (row["status"], row["attempts"], row["last_error"]) == ("pending", 1, "HTTP 503")
@@ -893,26 +899,26 @@ def test_backoff_caps_at_the_last_delay(store):
     """After many failures the delay stays at the longest one."""
     store.record_poll(poll(["a"]), NOW, simple_planner(), WINDOW)
     for _ in range(len(RETRY_DELAYS) + 3):
-        failed(store, "a-envoys-ops", "down", temporary=True, now=NOW)
-    assert outbox_row(store, "a-envoys-ops")["attempts"] == len(RETRY_DELAYS) + 3
-    assert within_jitter(next_attempt_of(store, "a-envoys-ops"), NOW, RETRY_DELAYS[-1])
+        failed(store, "a-envoys-team", "down", temporary=True, now=NOW)
+    assert outbox_row(store, "a-envoys-team")["attempts"] == len(RETRY_DELAYS) + 3
+    assert within_jitter(next_attempt_of(store, "a-envoys-team"), NOW, RETRY_DELAYS[-1])
 
 
 def test_retries_spread_out_with_jitter(store):
     """Alerts failing together are not all retried at the same second."""
     store.record_poll(poll([f"k{n}" for n in range(20)]), NOW, simple_planner(), WINDOW)
     for n in range(20):
-        failed(store, f"k{n}-envoys-ops", "HTTP 503", temporary=True, now=NOW)
-    assert len({next_attempt_of(store, f"k{n}-envoys-ops") for n in range(20)}) >= 5  # of 13 seconds
+        failed(store, f"k{n}-envoys-team", "HTTP 503", temporary=True, now=NOW)
+    assert len({next_attempt_of(store, f"k{n}-envoys-team") for n in range(20)}) >= 5  # of 13 seconds
 
 
 def test_retry_after_pushes_the_next_attempt_out(store):
     """A Retry-After longer than the backoff is honoured."""
     store.record_poll(poll(["a"]), NOW, simple_planner(), WINDOW)
     store.record_deliveries(
-        [DeliveryOutcome("a-envoys-ops", "ops", False, "HTTP 429", True, retry_after=900.0)], NOW
+        [DeliveryOutcome("a-envoys-team", "team", False, "HTTP 429", True, retry_after=900.0)], NOW
     )
-    assert next_attempt_of(store, "a-envoys-ops") == NOW + timedelta(seconds=900)
+    assert next_attempt_of(store, "a-envoys-team") == NOW + timedelta(seconds=900)
 
 
 def test_temporary_failures_give_up_at_the_maximum_age(store):
@@ -920,29 +926,31 @@ def test_temporary_failures_give_up_at_the_maximum_age(store):
     store.record_poll(poll(["a"]), NOW, simple_planner(), WINDOW)
     max_age = timedelta(days=2)
     when = NOW
-    while outbox_row(store, "a-envoys-ops")["status"] == "pending":
+    while outbox_row(store, "a-envoys-team")["status"] == "pending":
         store.record_deliveries(
-            [DeliveryOutcome("a-envoys-ops", "ops", False, "HTTP 503", True)], when, max_age
+            [DeliveryOutcome("a-envoys-team", "team", False, "HTTP 503", True)], when, max_age
         )
-        when = next_attempt_of(store, "a-envoys-ops")
+        when = next_attempt_of(store, "a-envoys-team")
         assert when - NOW < timedelta(days=3)
-    row = outbox_row(store, "a-envoys-ops")
+    row = outbox_row(store, "a-envoys-team")
     assert str(row["last_error"]).startswith("gave up after")
     assert "HTTP 503" in str(row["last_error"])
     assert store.due_alerts(None, CHANNELS) == []
 
     later = NOW + timedelta(days=5)
     assert store.requeue(None, later) == 1
-    assert [a.id for a in store.due_alerts(later, CHANNELS)] == ["a-envoys-ops"]
-    store.record_deliveries([DeliveryOutcome("a-envoys-ops", "ops", False, "HTTP 503", True)], later, max_age)
-    assert outbox_row(store, "a-envoys-ops")["status"] == "pending"
+    assert [a.id for a in store.due_alerts(later, CHANNELS)] == ["a-envoys-team"]
+    store.record_deliveries(
+        [DeliveryOutcome("a-envoys-team", "team", False, "HTTP 503", True)], later, max_age
+    )
+    assert outbox_row(store, "a-envoys-team")["status"] == "pending"
 
 
 def test_permanent_failure_gives_up(store):
     """A permanent failure marks the alert failed: never due again."""
     store.record_poll(poll(["a"]), NOW, simple_planner(), WINDOW)
-    failed(store, "a-envoys-ops", "channel_not_found", temporary=False, now=NOW)
-    row = outbox_row(store, "a-envoys-ops")
+    failed(store, "a-envoys-team", "channel_not_found", temporary=False, now=NOW)
+    row = outbox_row(store, "a-envoys-team")
     assert (row["status"], row["attempts"], row["last_error"]) == ("failed", 1, "channel_not_found")
     assert store.due_alerts(None, CHANNELS) == []
     assert store.due_alerts(NOW + timedelta(days=30), CHANNELS) == []
@@ -953,14 +961,14 @@ def test_permanent_failure_marks_the_channel_failing_until_a_delivery(store):
     """A channel is failing from its first permanent failure until something reaches it again."""
     store.record_poll(poll(["a", "b", "c"]), NOW, simple_planner(), WINDOW)
     assert store.failing_channels() == []
-    failed(store, "a-envoys-ops", "Slack refused the webhook: invalid_token", temporary=False, now=NOW)
-    failed(store, "b-envoys-ops", "Slack refused the webhook: no_service", temporary=False, now=NOW + HOUR)
+    failed(store, "a-envoys-team", "Slack refused the webhook: invalid_token", temporary=False, now=NOW)
+    failed(store, "b-envoys-team", "Slack refused the webhook: no_service", temporary=False, now=NOW + HOUR)
     [health] = store.failing_channels()
-    assert (health.channel, health.failing_since) == ("ops", NOW)
+    assert (health.channel, health.failing_since) == ("team", NOW)
     assert health.last_error.endswith("no_service")
-    failed(store, "c-envoys-ops", "HTTP 503", temporary=True, now=NOW + 2 * HOUR)
-    assert [h.channel for h in store.failing_channels()] == ["ops"]
-    sent(store, "c-envoys-ops", NOW + 3 * HOUR)
+    failed(store, "c-envoys-team", "HTTP 503", temporary=True, now=NOW + 2 * HOUR)
+    assert [h.channel for h in store.failing_channels()] == ["team"]
+    sent(store, "c-envoys-team", NOW + 3 * HOUR)
     assert store.failing_channels() == []
 
 
@@ -968,32 +976,32 @@ def test_deliveries_lists_newest_first_and_filters_failed(store):
     """The outbox listing shows status, attempts, errors and refused recipients."""
     store.record_poll(poll(["a"]), NOW, simple_planner(), WINDOW)
     store.record_poll(poll(["b"], etag='"v2"'), NOW + HOUR, simple_planner(), WINDOW)
-    failed(store, "a-envoys-ops", "SMTP 550 from mx: no such user", temporary=False, now=NOW + HOUR)
+    failed(store, "a-envoys-team", "SMTP 550 from mx: no such user", temporary=False, now=NOW + HOUR)
     store.record_deliveries(
         [
             DeliveryOutcome(
-                "b-envoys-ops", "ops", True, "refused: x@desk.example", refused=("x@desk.example",)
+                "b-envoys-team", "team", True, "refused: x@desk.example", refused=("x@desk.example",)
             )
         ],
         NOW + 2 * HOUR,
     )
     rows = store.deliveries()
-    assert [(r.id, r.status) for r in rows] == [("b-envoys-ops", "sent"), ("a-envoys-ops", "failed")]
+    assert [(r.id, r.status) for r in rows] == [("b-envoys-team", "sent"), ("a-envoys-team", "failed")]
     assert rows[0].refused == ("x@desk.example",)
     assert rows[1].last_error == "SMTP 550 from mx: no such user"
     assert rows[1].title
-    assert [r.id for r in store.deliveries(failed_only=True)] == ["a-envoys-ops"]
+    assert [r.id for r in store.deliveries(failed_only=True)] == ["a-envoys-team"]
 
 
 def test_requeue_by_id_prefix(store):
     """`deliveries retry ID` takes an id or a prefix of at least 6 characters; sent alerts stay sent."""
     store.record_poll(poll(["alpha", "bravo"]), NOW, simple_planner(), WINDOW)
-    failed(store, "alpha-envoys-ops", "gone", temporary=False, now=NOW)
-    sent(store, "bravo-envoys-ops", NOW)
+    failed(store, "alpha-envoys-team", "gone", temporary=False, now=NOW)
+    sent(store, "bravo-envoys-team", NOW)
     assert store.requeue(["alpha-"], NOW + HOUR) == 1
-    assert store.requeue(["bravo-envoys-ops"], NOW + HOUR) == 0
+    assert store.requeue(["bravo-envoys-team"], NOW + HOUR) == 0
     assert store.requeue(["al"], NOW + HOUR) == 0
-    assert [a.id for a in store.due_alerts(NOW + HOUR, CHANNELS)] == ["alpha-envoys-ops"]
+    assert [a.id for a in store.due_alerts(NOW + HOUR, CHANNELS)] == ["alpha-envoys-team"]
 
 
 def test_meta(store):
@@ -1045,9 +1053,9 @@ def test_alert_round_trip_through_the_store(store):
 
 def test_alerts_for_unconfigured_channels_do_not_crowd_out_others(store):
     """Alerts queued for a channel that is gone are skipped, not counted against the limit."""
-    store.record_poll(poll(["a", "b", "c"]), NOW, simple_planner(("gone", "ops")), WINDOW)
-    due = store.due_alerts(None, ["ops"], limit=2)
-    assert [a.channel for a in due] == ["ops", "ops"]
+    store.record_poll(poll(["a", "b", "c"]), NOW, simple_planner(("gone", "team")), WINDOW)
+    due = store.due_alerts(None, ["team"], limit=2)
+    assert [a.channel for a in due] == ["team", "team"]
     assert store.due_alerts(None, []) == []
 
 
@@ -1078,4 +1086,4 @@ def test_the_planner_sees_what_the_story_already_has(store):
     assert second.id == first.id
     assert second.outlets == ("Wire", "Dawn")
     assert second.matched["guards"][0].key == "a"
-    assert second.alerted == {("guards", "ops")}
+    assert second.alerted == {("guards", "team")}

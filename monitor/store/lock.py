@@ -32,7 +32,8 @@ def exclusive(state_path: Path) -> Iterator[None]:
             holder = handle.read().strip() or "unknown"
             raise StoreError(
                 f"{state_path}: another monitor process (pid {holder}) is using this database; "
-                "stop it first, or give this run its own defaults.state_path"
+                "stop it first, or give this run its own defaults.state_path",
+                kind="busy",
             ) from None
         handle.seek(0)
         handle.truncate()

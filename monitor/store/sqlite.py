@@ -17,11 +17,13 @@ import sqlite_utils
 
 from monitor.errors import StoreError
 from monitor.schedule import retry_at
+from monitor.store.faults import storage_error
 from monitor.store.migrations import MIGRATIONS
 from monitor.stories import MIN_SHARED, Fingerprint, same_story
 from monitor.types import (
     Alert,
     DeliveryOutcome,
+    FeedSchedule,
     FetchResult,
     Item,
     Match,
@@ -57,15 +59,6 @@ class FeedRow:
     @property
     def moved(self) -> bool:
         return self.config_url is not None and self.url != self.config_url
-
-
-@dataclass(frozen=True, slots=True)
-class FeedSchedule:
-    """What a poll decided about the feed's next one (see monitor.schedule.next_poll)."""
-
-    next_poll_at: datetime
-    backoff: float = 0.0
-    moved_to: str | None = None  # a permanent redirect: fetch from here from now on
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +154,21 @@ class Store:
 
     @classmethod
     def open(cls, path: Path | str) -> Store:
+        """Open (creating it if needed) and migrate the database at `path`.
+
+        A damaged file is refused here rather than on some later read: setting the journal mode
+        reads its header and the migration check reads its schema, and SQLite reports a file that
+        is not a database, or shorter than its header says, on either. An empty file is a new
+        database to SQLite, and is used as one.
+        """
         location = Path(path)
-        try:
-            if str(path) != ":memory:":
+        if str(path) != ":memory:":
+            try:
                 location.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise storage_error(path, e, "creating its directory") from e
+        conn: sqlite3.Connection | None = None
+        try:
             conn = sqlite3.connect(str(path), timeout=10)
             db = sqlite_utils.Database(conn)
             db.execute("PRAGMA journal_mode = WAL")
@@ -172,13 +176,12 @@ class Store:
             db.execute("PRAGMA synchronous = NORMAL")  # durable at each checkpoint; safe with WAL
             store = cls(db, location)
             store._migrate()
-        except sqlite3.DatabaseError as e:
-            raise StoreError(
-                f"{path}: cannot use the state database ({e}); if the file is damaged, move it aside "
-                "and restart: feeds are polled afresh"
-            ) from e
-        except OSError as e:
-            raise StoreError(f"{path}: cannot create the state directory: {e.strerror}") from e
+        except BaseException as e:
+            if conn is not None:
+                conn.close()
+            if isinstance(e, sqlite3.DatabaseError | OSError):
+                raise storage_error(path, e, "opening it") from e
+            raise
         return store
 
     def close(self) -> None:
@@ -198,12 +201,22 @@ class Store:
                 self.db.execute(f"PRAGMA user_version = {number}")
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
+    def _writing(self, doing: str = "writing to it") -> Iterator[None]:
+        """One transaction: committed whole, or rolled back whole and raised as a StoreError that
+        says what failed (a full disk, a read-only or damaged file...) and how to fix it."""
         try:
             with self.db.atomic():
                 yield
         except sqlite3.DatabaseError as e:  # OperationalError, IntegrityError, a damaged file...
-            raise StoreError(f"{self.path}: write failed and was rolled back: {e}") from e
+            raise storage_error(self.path or ":memory:", e, doing, rolled_back=True) from e
+
+    def check_writable(self, now: datetime) -> None:
+        """Commit one small write, as the daemon's own writes do, or raise the StoreError that
+        says why the database cannot take it; health checks use it."""
+        with self._writing("checking that it can be written"):
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('health_checked_at', ?)", [_iso(now)]
+            )
 
     # Feeds
 
@@ -230,9 +243,7 @@ class Store:
         """The stored state of a feed configured at `config_url`. When the configuration names a
         new address, the old one's move, removal (410) and backoff are forgotten: the user has
         told us where the feed is now."""
-        row = self.db.execute(
-            "SELECT config_url FROM feeds WHERE name = ?", [name]
-        ).fetchone()
+        row = self.db.execute("SELECT config_url FROM feeds WHERE name = ?", [name]).fetchone()
         if row is not None and row[0] != config_url:
             with self._writing():
                 self.db.execute(
@@ -812,6 +823,10 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         with self._writing():
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+    def delete_meta(self, key: str) -> None:
+        with self._writing():
+            self.db.execute("DELETE FROM meta WHERE key = ?", [key])
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()

@@ -46,6 +46,10 @@ class LiveWatchlists:
             entries.append((str(path), stat.st_mtime_ns, stat.st_size))
         return tuple(entries)
 
+    def invalidate(self) -> None:
+        """Make the next reload read the files even if none changed (the channels may have)."""
+        self._signature = None
+
     def reload(self) -> bool:
         """Load again if any file changed; True when the running set of watchlists changed."""
         signature = self.signature()
