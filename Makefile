@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test demo lint check bench clean
+.PHONY: run test demo lint check bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ lint: $(STAMP)  ## ruff, mypy and hadolint
 bench: $(STAMP)  ## matcher throughput; story decisions at 1k vs 1M stored items (~6 min); updates bench/RESULTS.md
 	$(BIN)/python -m bench.bench_matcher
 	$(BIN)/python -m bench.bench_stories
+
+soak: $(STAMP)  ## ten minutes of `monitor run` on 200 changing feeds; memory must stay flat
+	$(BIN)/pytest -q -s -m slow tests/test_soak.py
 
 clean:
 	rm -rf $(VENV) state/demo.db*

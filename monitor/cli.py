@@ -6,16 +6,17 @@ Exit codes: 0 success, 1 the service is unhealthy or an operation failed, 2 inva
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import json
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import click
 
@@ -64,6 +65,7 @@ from monitor.watchlists.reference import trace
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_UNHEALTHY = 1
+PROGRESS_MIN = 6  # steps of work below which a progress bar would only flicker
 EXIT_CONFIG = 2
 
 
@@ -132,7 +134,8 @@ def poll(config_path: Path, once: bool) -> None:
 
     async def cycle() -> str:
         async with open_runtime(settings) as rt:
-            report = await run_cycle(rt)
+            with _progress(len(settings.feeds), "polling feeds") as bar:
+                report = await run_cycle(rt, on_polled=lambda _: bar.update(1))
         return report.summary() + ("\nNothing new." if report.new_items == 0 and report.sent == 0 else "")
 
     try:
@@ -361,10 +364,8 @@ def _check_feeds(settings: Settings, urls: Sequence[str], *, progress: bool) -> 
 
             return list(await asyncio.gather(*(one(url) for url in urls)))
 
-    if progress and sys.stderr.isatty():
-        with click.progressbar(length=len(urls), label="checking feeds", file=sys.stderr) as bar:
-            return asyncio.run(check_all(lambda: bar.update(1)))
-    return asyncio.run(check_all(lambda: None))
+    with _progress(len(urls) if progress else 0, "checking feeds") as bar:
+        return asyncio.run(check_all(lambda: bar.update(1)))
 
 
 def _append_feeds(config_path: Path, new: Sequence[NewFeed]) -> Appended:
@@ -628,7 +629,8 @@ def backtest_command(
         stored = store.stored_items(start, chosen.slug)
     finally:
         store.close()
-    result = backtest(Matcher([chosen]), chosen.slug, stored)
+    with _progress(len(stored), f"matching {len(stored)} stored items") as bar:
+        result = backtest(Matcher([chosen]), chosen.slug, stored, on_item=lambda: bar.update(1))
     click.echo(
         f"{chosen.slug}: {result.items} items since {start:%Y-%m-%d %H:%M}; "
         f"matched then {result.matched_then}, now {result.matched_now}: "
@@ -877,6 +879,26 @@ def digest_command(preview: bool, channel: str | None, html_path: Path | None, c
     if html_path is not None:
         html_path.write_text("\n".join(html_parts), encoding="utf-8")
         click.echo(f"HTML written to {html_path}")
+
+
+class _Progress(Protocol):
+    def update(self, steps: int) -> None: ...
+
+
+class _NoProgress:
+    def update(self, steps: int) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _progress(total: int, label: str) -> Iterator[_Progress]:
+    """A progress bar on stderr for long work, when stderr is a terminal; silent otherwise (logs,
+    pipes and CI get no bar characters)."""
+    if total < PROGRESS_MIN or not sys.stderr.isatty():
+        yield _NoProgress()
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar
 
 
 def _open_store(settings: Settings) -> Store:

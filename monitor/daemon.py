@@ -29,7 +29,7 @@ from monitor.errors import ConfigErrors, StoreError
 from monitor.fetch import Fetcher
 from monitor.metrics import Metrics
 from monitor.notify import build_notifiers
-from monitor.pipeline import Runtime, deliver_pending, poll_feed, prune_if_due, record_cycle
+from monitor.pipeline import Runtime, deliver_pending, note_storage, poll_feed, prune_if_due, record_cycle
 from monitor.polling import BACKOFF_CAP
 from monitor.status import StatusServer, is_loopback
 from monitor.store.sqlite import FeedRow
@@ -204,8 +204,9 @@ class Daemon:
         report = CycleReport(tuple(polled), tuple(deliveries), pending)
         if polled:
             record_cycle(self.rt, report)
+        else:
+            note_storage(self.rt)
         prune_if_due(self.rt)
-        self._note_storage()
         elapsed = time.monotonic() - started
         self.metrics.record_cycle(elapsed, pending)
         if polled or deliveries:
@@ -222,15 +223,6 @@ class Daemon:
                     "seconds": round(elapsed, 3),
                 },
             )
-
-    def _note_storage(self) -> None:
-        """Keep the last storage failure in the database for `monitor health` (best effort: a full
-        disk may refuse even this; then the health check's own write fails and says so)."""
-        with contextlib.suppress(StoreError):
-            if self.rt.storage_error:
-                self.rt.store.set_meta("storage_error", self.rt.storage_error)
-            elif self.rt.store.get_meta("storage_error"):
-                self.rt.store.delete_meta("storage_error")
 
     async def _reload_watchlists(self) -> None:
         library = self.rt.library

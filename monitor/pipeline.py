@@ -508,14 +508,22 @@ async def deliver_pending(rt: Runtime, *, retry_now: bool = False) -> list[Deliv
         return outcomes
 
 
-async def run_cycle(rt: Runtime, feeds: Sequence[FeedConfig] | None = None) -> CycleReport:
-    """Poll the feeds concurrently (bounded), then deliver every pending alert."""
+async def run_cycle(
+    rt: Runtime,
+    feeds: Sequence[FeedConfig] | None = None,
+    on_polled: Callable[[FeedOutcome], None] | None = None,
+) -> CycleReport:
+    """Poll the feeds concurrently (bounded), then deliver every pending alert. `on_polled` hears
+    of each feed as it finishes (a progress bar)."""
     targets = rt.settings.feeds if feeds is None else feeds
     limit = asyncio.Semaphore(rt.settings.defaults.max_concurrency)
 
     async def bounded(feed: FeedConfig) -> FeedOutcome:
         async with limit:
-            return await poll_feed(rt, feed)
+            outcome = await poll_feed(rt, feed)
+        if on_polled is not None:
+            on_polled(outcome)
+        return outcome
 
     outcomes = await asyncio.gather(*(bounded(f) for f in targets))
     deliveries = await deliver_pending(rt, retry_now=True)
@@ -549,8 +557,23 @@ def prune_if_due(rt: Runtime) -> None:
 
 def record_cycle(rt: Runtime, report: CycleReport) -> None:
     """Remember when a cycle last ran and whether it went well, for `monitor health`."""
+    now = rt.clock().isoformat()
     try:
-        rt.store.set_meta("last_cycle_at", rt.clock().isoformat())
+        rt.store.set_meta("last_cycle_at", now)
         rt.store.set_meta("last_cycle_summary", report.summary())
+        if report.count(FetchStatus.OK) or report.count(FetchStatus.NOT_MODIFIED):
+            rt.store.set_meta("last_success_at", now)
     except StoreError as e:
         log.error("cannot record the cycle: %s", e)
+    note_storage(rt)
+
+
+def note_storage(rt: Runtime) -> None:
+    """Keep the last storage failure in the database for `monitor health`, and clear it once a
+    write succeeds again. Best effort: a full disk may refuse even this, and then the health
+    check's own write fails and says so."""
+    with contextlib.suppress(StoreError):
+        if rt.storage_error:
+            rt.store.set_meta("storage_error", rt.storage_error)
+        elif rt.store.get_meta("storage_error"):
+            rt.store.delete_meta("storage_error")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -209,14 +209,19 @@ class Backtest:
     days: dict[date, DayCounts] = field(default_factory=dict)
 
 
-def backtest(matcher: Matcher, slug: str, stored: Sequence[StoredItem]) -> Backtest:
-    """What the watchlist as it is now would add and drop against what matched at the time."""
+def backtest(
+    matcher: Matcher, slug: str, stored: Sequence[StoredItem], on_item: Callable[[], None] | None = None
+) -> Backtest:
+    """What the watchlist as it is now would add and drop against what matched at the time.
+    `on_item` hears of each item matched (a progress bar)."""
     added: list[tuple[StoredItem, Match]] = []
     dropped: list[StoredItem] = []
     counts: dict[date, Counter[str]] = {}
     now_total = 0
     for row in stored:
         match = next((m for m in matcher.match(row.item, spans=False) if m.watchlist == slug), None)
+        if on_item is not None:
+            on_item()
         day = counts.setdefault(row.first_seen.date(), Counter())
         day["items"] += 1
         day["then"] += row.matched_then

@@ -515,3 +515,51 @@ def test_digest_preview_shows_pending_alerts_without_sending(demo_copy: Path, tm
     conn.close()
     unknown = monitor("digest", "--preview", "--channel", "nope", "--config", str(demo_copy))
     assert unknown.returncode == 2
+
+
+# Progress bars: on a terminal only
+
+
+def poll_with_stderr_on(tmp_path: Path, terminal: bool) -> str:
+    """`monitor poll --once` over eight local feeds, stderr a pseudo-terminal or a pipe."""
+    import os
+    import pty
+
+    feeds = "".join(f'[[feeds]]\nname = "f{i}"\nurl = "{FIXTURES / "frontier.xml"}"\n\n' for i in range(8))
+    config = write_config(
+        tmp_path / "config.toml",
+        f'[defaults]\nstate_path = "{tmp_path / "m.db"}"\nwatchlists_dir = "{ROOT / "watchlists"}"\n'
+        f"\n{feeds}",
+    )
+    command = [sys.executable, "-m", "monitor", "poll", "--once", "--config", str(config)]
+    if not terminal:
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stderr
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=follower)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed: the process is done writing
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=60) == 0
+    finally:
+        os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_a_poll_of_many_feeds_shows_progress_on_a_terminal(tmp_path: Path) -> None:
+    shown = poll_with_stderr_on(tmp_path, terminal=True)
+    assert "polling feeds" in shown
+    assert "8/8" in shown or "100%" in shown
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    logged = poll_with_stderr_on(tmp_path, terminal=False)
+    assert "polling feeds" not in logged
+    assert all(json.loads(line) for line in logged.splitlines())  # JSON log lines only
