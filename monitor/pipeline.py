@@ -322,7 +322,9 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
     except StoreError as e:
         return _storage_failed(rt, feed, e)
     if warning:
-        log.warning("feed %s: %s", feed.name, warning)
+        # Said once, not at every poll: the feed's row keeps it for `monitor feeds`.
+        repeated = state is not None and state.last_error == warning
+        log.log(logging.DEBUG if repeated else logging.WARNING, "feed %s: %s", feed.name, warning)
     matched: dict[str, int] = defaultdict(int)
     for entry in incoming:
         for m in entry.matches:

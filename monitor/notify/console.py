@@ -17,7 +17,8 @@ def format_alert(alert: Alert) -> str:
     lines = [
         f"[{alert.severity.label.upper()}] {alert.watchlist_name}: {alert.title}",
         f"  {alert.outlet or alert.feed} · {when}" + (f" · {alert.link}" if alert.link else ""),
-        f"  matched: {', '.join(alert.terms)}",
+        # An operator notice matched nothing: what to do is in its summary.
+        f"  matched: {', '.join(alert.terms)}" if alert.terms else f"  {alert.summary}",
     ]
     note = corroboration_note(alert.sources, alert.outlet or alert.feed, alert.min_sources)
     if note:

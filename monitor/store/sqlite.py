@@ -257,7 +257,8 @@ class Store:
     def disable_feed(self, name: str, reason: str, now: datetime) -> None:
         with self._writing():
             self.db.execute(
-                "UPDATE feeds SET disabled_at = ?, disabled_reason = ?, next_poll_at = NULL WHERE name = ?",
+                "UPDATE feeds SET disabled_at = ?, disabled_reason = ?, next_poll_at = NULL, backoff = 0"
+                " WHERE name = ?",
                 [_iso(now), reason, name],
             )
 
