@@ -41,7 +41,7 @@ class Defaults:
     jitter: float = 0.1  # each feed's polls spread by up to this share of its interval
     user_agent: str = USER_AGENT
     timeout: float = 20.0  # per connect/read/write
-    fetch_deadline: float = 60.0  # whole fetch, however slowly the body trickles in
+    fetch_deadline: float = 30.0  # whole fetch, however slowly the body trickles in
     max_concurrency: int = 16
     max_feed_bytes: int = 10 * 2**20
     max_redirects: int = 5
@@ -52,6 +52,8 @@ class Defaults:
     timezone: str = "UTC"  # for digest schedules and quiet hours
     delivery_max_age: float = 7 * 86400.0  # an alert still failing after this long is given up
     status_address: str | None = None  # HOST:PORT of the /healthz and /metrics endpoint; None: off
+    # Off by default: a feed or a redirect must not lead into the intranet or a metadata service.
+    allow_private_networks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +173,12 @@ def _parse_defaults(t: Table, base: Path) -> Defaults:
         except ValueError as e:
             t.error("status_address", str(e))
             status_address = None
+    allow_private = t._get("allow_private_networks", False)
+    if allow_private is None:
+        allow_private = d.allow_private_networks
+    elif not isinstance(allow_private, bool):
+        t.error("allow_private_networks", f"expected true or false, got {_kind(allow_private)}")
+        allow_private = d.allow_private_networks
     result = Defaults(
         poll_interval=t.duration("poll_interval", d.poll_interval, minimum=1),
         deliver_interval=t.duration("deliver_interval", d.deliver_interval, minimum=1),
@@ -188,6 +196,7 @@ def _parse_defaults(t: Table, base: Path) -> Defaults:
         timezone=_timezone(t, "timezone", d.timezone),
         delivery_max_age=t.duration("delivery_max_age", d.delivery_max_age, minimum=60),
         status_address=status_address,
+        allow_private_networks=allow_private,
     )
     t.finish()
     return result

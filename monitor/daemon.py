@@ -52,7 +52,7 @@ JOB_DEFAULTS = {
 
 # Settings the HTTP client for feeds is built from: a reload that changes one builds a new client.
 FETCH_SETTINGS: tuple[str, ...] = ("user_agent", "timeout", "fetch_deadline", "max_concurrency")
-FETCH_SETTINGS += ("max_feed_bytes", "max_redirects")
+FETCH_SETTINGS += ("max_feed_bytes", "max_redirects", "allow_private_networks")
 
 
 class Daemon:

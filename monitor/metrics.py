@@ -15,7 +15,7 @@ from prometheus_client.exposition import generate_latest
 
 from monitor.types import DeliveryOutcome, FeedOutcome, FetchStatus
 
-# A poll is bounded by fetch_deadline (60 s by default); a cycle polls every feed, then delivers.
+# A poll is bounded by fetch_deadline (30 s by default); a cycle polls every feed, then delivers.
 POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
 CYCLE_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 

@@ -379,6 +379,7 @@ def backtest_config(tmp_path: Path, feeds: Server) -> Path:
 [defaults]
 state_path = "{tmp_path / "state" / "monitor.db"}"
 watchlists_dir = "{tmp_path / "watchlists"}"
+allow_private_networks = true
 
 [[feeds]]
 name = "frontier"

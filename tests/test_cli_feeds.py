@@ -34,6 +34,7 @@ def make_config(tmp_path: Path, feeds: str = "") -> Path:
 [defaults]
 state_path = "{tmp_path / "state" / "monitor.db"}"
 watchlists_dir = "{ROOT / "watchlists"}"   # the shipped ones
+allow_private_networks = true
 {feeds}
 [channels.console]
 type = "console"

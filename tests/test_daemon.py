@@ -44,6 +44,7 @@ def test_run_delivers_then_stops_cleanly_on_signal(
 [defaults]
 state_path = "{db}"
 watchlists_dir = "{WATCHLISTS}"
+allow_private_networks = true
 poll_interval = "1s"
 jitter = 0
 
@@ -114,6 +115,7 @@ def test_edited_watchlists_reach_the_running_pipeline(tmp_path: Path, feed_serve
 [defaults]
 state_path = "{tmp_path / "monitor.db"}"
 watchlists_dir = "{watchlists}"
+allow_private_networks = true
 
 [[feeds]]
 name = "f"
@@ -190,6 +192,7 @@ def feed_config(tmp_path: Path, feeds: dict[str, str], extra: str = "") -> Path:
 [defaults]
 state_path = "{tmp_path / "state" / "monitor.db"}"
 watchlists_dir = "{WATCHLISTS}"
+allow_private_networks = true
 poll_interval = "1s"
 deliver_interval = "1s"
 jitter = 0

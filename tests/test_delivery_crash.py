@@ -170,6 +170,7 @@ def test_a_killed_daemon_delivers_every_alert_at_least_once_and_at_most_twice(
 [defaults]
 state_path = "{db}"
 watchlists_dir = "{watchlists}"
+allow_private_networks = true
 poll_interval = "10s"
 deliver_interval = "1s"
 timeout = "5s"

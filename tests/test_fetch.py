@@ -6,8 +6,10 @@ import asyncio
 import gzip
 import itertools
 import os
+import zlib
 from pathlib import Path
 
+import brotli
 import httpx
 import pytest
 import respx
@@ -189,8 +191,19 @@ def test_gzip_body_is_decoded(mock):
 
 
 def test_body_over_max_feed_bytes_fails(mock):
-    """A body larger than max_feed_bytes is FAILED and not kept."""
+    """A body whose Content-Length passes max_feed_bytes is FAILED before it is read."""
     mock.get(URL).respond(200, content=b"x" * 2048)
+    result = fetch(defaults=Defaults(max_feed_bytes=1024))
+    assert result.status is FetchStatus.FAILED
+    assert result.error == (
+        "body of 2048 bytes (Content-Length) is larger than 1024 bytes (max_feed_bytes); not read"
+    )
+    assert result.body == b""
+
+
+def test_streamed_body_over_max_feed_bytes_fails(mock):
+    """A body with no Content-Length is cut while streaming, once it passes max_feed_bytes."""
+    mock.get(URL).respond(200, stream=httpx.ByteStream(b"x" * 2048))
     result = fetch(defaults=Defaults(max_feed_bytes=1024))
     assert result.status is FetchStatus.FAILED
     assert result.error == "body larger than 1024 bytes (max_feed_bytes); not read further"
@@ -211,6 +224,89 @@ def test_gzip_bomb_is_stopped(mock):
     result = fetch(defaults=Defaults(max_feed_bytes=100_000))
     assert result.status is FetchStatus.FAILED
     assert "max_feed_bytes" in (result.error or "")
+
+
+def deflate_raw(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip", gzip.compress),
+        ("x-gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", deflate_raw),  # what some servers send as "deflate"
+        ("br", brotli.compress),
+        ("gzip, br", lambda b: brotli.compress(gzip.compress(b))),
+        ("GZIP", gzip.compress),
+        ("identity", lambda b: b),
+        ("utf-8", lambda b: b),  # a broken server's label: passed through, as httpx does
+    ],
+)
+def test_content_codings_are_decoded(mock, encoding, encode):
+    """Every coding we offer is decoded, alone or stacked; an unknown label passes the bytes through."""
+    mock.get(URL).respond(200, content=encode(BODY), headers={"Content-Encoding": encoding})
+    result = fetch()
+    assert (result.status, result.body) == (FetchStatus.OK, BODY)
+
+
+def test_only_codings_we_can_bound_are_offered(mock):
+    """Accept-Encoding names exactly the codings the fetcher decodes itself."""
+    route = mock.get(URL).respond(200, content=BODY)
+    fetch()
+    assert route.calls.last.request.headers["Accept-Encoding"] == "gzip, deflate, br"
+
+
+def test_a_body_that_is_not_what_its_coding_says_fails():
+    """A body that is not valid gzip under Content-Encoding: gzip is FAILED, saying so."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = httpx.ByteStream(b"<rss>plain</rss>")
+        return httpx.Response(200, stream=body, headers={"Content-Encoding": "gzip"})
+
+    async def run() -> FetchResult:
+        async with Fetcher(Defaults(), transport=httpx.MockTransport(answer)) as fetcher:
+            return await fetcher.fetch(FEED, Validators())
+
+    result = asyncio.run(run())
+    assert result.status is FetchStatus.FAILED
+    assert (result.error or "").startswith("the body is not valid gzip as its Content-Encoding says (")
+
+
+def test_more_than_two_codings_fail(mock):
+    """Three stacked codings are refused before any is decoded."""
+    body = gzip.compress(gzip.compress(gzip.compress(BODY)))
+    mock.get(URL).respond(200, content=body, headers={"Content-Encoding": "gzip, gzip, gzip"})
+    result = fetch()
+    assert result.status is FetchStatus.FAILED
+    assert result.error == "Content-Encoding 'gzip, gzip, gzip' applies more than 2 codings"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "gzip, gzip"])
+def test_a_bomb_in_any_coding_is_stopped_at_the_cap(mock, encoding):
+    """The cap is on the decoded body, whatever the coding, and stacked codings do not evade it."""
+    plain = b"\0" * 2_000_000
+    body = {
+        "gzip": gzip.compress,
+        "deflate": zlib.compress,
+        "br": brotli.compress,
+        "gzip, gzip": lambda b: gzip.compress(gzip.compress(b)),
+    }[encoding](plain)
+    mock.get(URL).respond(200, content=body, headers={"Content-Encoding": encoding})
+    result = fetch(defaults=Defaults(max_feed_bytes=100_000))
+    assert result.status is FetchStatus.FAILED
+    assert result.error == "body larger than 100000 bytes (max_feed_bytes); not read further"
+
+
+def test_a_compressed_body_exactly_at_the_cap_is_read(mock):
+    """An incompressible body of exactly max_feed_bytes, compressed twice, is still read whole."""
+    plain = os.urandom(200_000)
+    body = gzip.compress(gzip.compress(plain))
+    mock.get(URL).respond(200, content=body, headers={"Content-Encoding": "gzip, gzip"})
+    result = fetch(defaults=Defaults(max_feed_bytes=200_000))
+    assert (result.status, result.body) == (FetchStatus.OK, plain)
 
 
 def redirect_chain(mock: respx.MockRouter, hops: int) -> str:
@@ -410,3 +506,16 @@ def test_concurrent_fetches_share_one_client(mock):
 
     results = asyncio.run(run())
     assert [(r.feed, r.body) for r in results] == [(f"f{i}", f"<rss>{i}</rss>".encode()) for i in range(5)]
+
+
+def test_brotli_without_bounded_decoding_fails_saying_what_to_install(mock, monkeypatch):
+    """Where only an old brotli (no output limit) is installed, a brotli body is refused, not
+    inflated whole."""
+    monkeypatch.setattr("monitor.fetch._BROTLI", False)
+    mock.get(URL).respond(200, content=brotli.compress(BODY), headers={"Content-Encoding": "br"})
+    result = fetch()
+    assert result.status is FetchStatus.FAILED
+    assert result.error == (
+        "the body is brotli-compressed, which needs the brotli package 1.2 or newer; "
+        "install it (pip install 'brotli>=1.2')"
+    )

@@ -75,6 +75,7 @@ recipients = ["analyst@example.org"]
 [defaults]
 state_path = "{tmp_path / "state" / "monitor.db"}"
 watchlists_dir = "{WATCHLISTS}"
+allow_private_networks = true
 timeout = "{timeout}"
 
 [[feeds]]
@@ -347,6 +348,7 @@ def test_live_blog_entries_on_one_page_each_alert(
 [defaults]
 state_path = "{tmp_path / "monitor.db"}"
 watchlists_dir = "{WATCHLISTS}"
+allow_private_networks = true
 [[feeds]]
 name = "live"
 url = "{feed_server.url("/live.xml")}"

@@ -41,6 +41,7 @@ def settings_for(tmp_path: Path, url: str, receiver: Server | None = None) -> Se
 [defaults]
 state_path = "{tmp_path / "monitor.db"}"
 watchlists_dir = "{watchlists}"
+allow_private_networks = true
 poll_interval = "{INTERVAL}s"
 jitter = 0
 timeout = "5s"

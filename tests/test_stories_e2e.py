@@ -125,6 +125,7 @@ def setup(
 [defaults]
 state_path = "{tmp_path / "state" / "monitor.db"}"
 watchlists_dir = "{directory}"
+allow_private_networks = true
 timeout = "5s"
 {defaults}
 {feed_tables}
