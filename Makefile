@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test demo lint check bench soak clean
+.PHONY: run test demo lint check bench soak corpus fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ bench: $(STAMP)  ## matcher throughput; story decisions at 1k vs 1M stored items
 
 soak: $(STAMP)  ## ten minutes of `monitor run` on 200 changing feeds; memory must stay flat
 	$(BIN)/pytest -q -s -m slow tests/test_soak.py
+
+corpus: $(STAMP)  ## feedparser's own ~2,250 test feeds through parse and match (downloads them once)
+	$(BIN)/python -m bench.corpus --download
+
+fuzz: $(STAMP)  ## ten minutes of generated hostile feeds through parse, normalise and match
+	MONITOR_FUZZ_SECONDS=$${MONITOR_FUZZ_SECONDS:-600} $(BIN)/pytest -q -s tests/test_fuzz.py -k for_the_time_given
 
 clean:
 	rm -rf $(VENV) state/demo.db*

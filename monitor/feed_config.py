@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import os
 import re
 import tempfile
@@ -22,13 +21,10 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import feedparser
-
 from monitor.config import FeedConfig, Settings, load_settings
 from monitor.errors import MonitorError
 from monitor.fetch import Fetcher
-from monitor.parse import parse_feed
-from monitor.text import collapse_space
+from monitor.parse import parse_document
 from monitor.types import FetchStatus, Validators
 
 MAX_NAME = 40
@@ -75,24 +71,11 @@ async def check_feed(fetcher: Fetcher, url: str, now: datetime) -> FeedCheck:
     if result.status is FetchStatus.FAILED:
         return FeedCheck(url, error=result.error or "the fetch failed")
     try:
-        parse_feed(name, result.body, result.headers, url=result.url or url, now=now)
+        parsed = parse_document(name, result.body, result.headers, url=result.url or url, now=now)
     except MonitorError as e:
         return FeedCheck(url, error=str(e))
-    return FeedCheck(result.moved_to or url, title=_title(result.body, result.headers))
-
-
-def _title(body: bytes, headers: Mapping[str, str]) -> str | None:
-    """The feed's own title. parse_feed reads items only, so the body is read once more for it."""
-    try:
-        parsed = feedparser.parse(
-            io.BytesIO(body), response_headers={k.lower(): v for k, v in headers.items()}
-        )
-    except Exception:  # feedparser raises on some hostile input; a title is not worth failing for
-        return None
-    title = parsed.feed.get("title")
-    if not isinstance(title, str):
-        return None
-    return collapse_space(title) or None
+    # The title comes from the same guarded parse: hostile bytes are never read twice.
+    return FeedCheck(result.moved_to or url, title=parsed.title)
 
 
 def exportable(settings: Settings) -> list[FeedConfig]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from monitor.dedup import Identity, canonical_link, content_hash
 from monitor.errors import ParseError
-from monitor.parse import MAX_SUMMARY, MAX_TITLE, TRUNCATED, parse_feed
+from monitor.parse import MAX_SUMMARY, MAX_TITLE, TRUNCATED, parse_document, parse_feed
 
 NOW = datetime(2024, 1, 20, 12, 0, tzinfo=UTC)
 URL = "https://news.example/world/feed.xml"
@@ -554,3 +554,18 @@ def test_well_formed_feed_has_no_warning():
     """A clean feed with a proper content type produces no warning."""
     _, warning = parse_feed("desk", rss("<title>t</title><guid>1</guid>"), RSS_TYPE, url=URL, now=NOW)
     assert warning is None
+
+
+def test_feed_title_is_plain_text():
+    """parse_document also gives the feed's own title, as plain text, for `monitor feeds add`."""
+    body = rss("<title>t</title><guid>1</guid>").replace(
+        b"<title>Desk</title>", b"<title>World &amp;amp; &lt;b&gt;Region&lt;/b&gt;\n desk</title>"
+    )
+    parsed = parse_document("desk", body, RSS_TYPE, url=URL, now=NOW)
+    assert parsed.title == "World & Region desk"
+
+
+def test_feed_title_absent():
+    """A feed without a title has none."""
+    body = b'<?xml version="1.0"?><rss version="2.0"><channel><item><title>t</title></item></channel></rss>'
+    assert parse_document("desk", body, RSS_TYPE, url=URL, now=NOW).title is None

@@ -13,7 +13,9 @@ import ssl
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from email.header import Header
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import formatdate, parseaddr
 from urllib.parse import urlsplit
 
@@ -51,6 +53,32 @@ def web_link(link: str | None) -> str | None:
     except ValueError:
         return None
     return link if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
+class _Policy(EmailPolicy):
+    """The default policy, but the Subject is folded by `email.header.Header`.
+
+    The default folder can put the space between two words outside the encoded-words it writes
+    (`=?utf-8?b?...?=\n  =?utf-8?b?...?=`), and RFC 2047 readers drop whitespace between
+    encoded-words: "ایران ایران" arrived as "ایرانایران" in about one subject in five with
+    Persian watchlist names (Python 3.11 to 3.13); a long ASCII subject could be folded right
+    after "Subject:" and arrive with a leading space. Header keeps every space where it was.
+    """
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() != "subject":
+            return str(super().fold(name, value))
+        text = str(value)
+        charset = "us-ascii" if text.isascii() else "utf-8"
+        return f"{name}: {Header(text, charset, header_name=name).encode(linesep=self.linesep)}{self.linesep}"
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() != "subject":
+            return bytes(super().fold_binary(name, value))
+        return self.fold(name, value).encode("ascii")
+
+
+POLICY = _Policy()
 
 
 def when(moment: datetime) -> str:
@@ -95,7 +123,7 @@ def message_id(key: str, options: EmailOptions) -> str:
 def _compose(
     alerts: Sequence[Alert], options: EmailOptions, *, key: str, heading: str, limit: int
 ) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=POLICY)
     message["Subject"] = subject(alerts)
     message["From"] = options.sender
     message["To"] = ", ".join(options.recipients)
