@@ -224,20 +224,22 @@ class Store:
         row = self.db.execute("SELECT etag, last_modified FROM feeds WHERE name = ?", [feed]).fetchone()
         return Validators(*row) if row else Validators()
 
-    def feeds(self, now: datetime | None = None) -> list[FeedRow]:
-        """Every stored feed with its health; items a day are counted over the week before `now`."""
+    def feeds(self, now: datetime | None = None, *, name: str | None = None) -> list[FeedRow]:
+        """Every stored feed (or the one named) with its health; items a day are counted over the
+        week before `now`."""
         now = now or datetime.now(UTC)
         week = now - timedelta(days=7)
         rows = self.db.execute(
             f"SELECT {_FEED_COLUMNS}, (SELECT COUNT(*) FROM items i WHERE i.feed = f.name"  # noqa: S608
             " AND i.first_seen >= :week), (SELECT MIN(first_seen) FROM items i WHERE i.feed = f.name"
-            " AND i.first_seen >= :week) FROM feeds f ORDER BY name",
-            {"week": _iso(week)},
+            " AND i.first_seen >= :week) FROM feeds f WHERE :name IS NULL OR f.name = :name ORDER BY name",
+            {"week": _iso(week), "name": name},
         ).fetchall()
         return [_feed_row(r, now) for r in rows]
 
     def feed(self, name: str) -> FeedRow | None:
-        return next((row for row in self.feeds() if row.name == name), None)
+        """One feed's row: read before every poll, so it never counts the other feeds' items."""
+        return next(iter(self.feeds(name=name)), None)
 
     def sync_feed(self, name: str, config_url: str) -> FeedRow | None:
         """The stored state of a feed configured at `config_url`. When the configuration names a
@@ -269,22 +271,27 @@ class Store:
     def queue_alert(self, alert: Alert) -> bool:
         """Queue an alert that belongs to no story (an operator notice); False if already queued."""
         with self._writing():
-            return bool(
-                self.db.execute(
-                    "INSERT OR IGNORE INTO outbox (id, channel, watchlist, feed, item_key, payload,"
-                    " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        alert.id,
-                        alert.channel,
-                        alert.watchlist,
-                        alert.feed,
-                        alert.item_key,
-                        alert_to_json(alert),
-                        _iso(alert.created_at),
-                        _iso(alert.due_at or alert.created_at),
-                    ],
-                ).rowcount
-            )
+            return bool(self._insert_alert(alert, _iso(alert.created_at), None))
+
+    def _insert_alert(self, alert: Alert, created: str, story_id: int | None) -> int:
+        """Add an alert to the outbox, due when it says (else at once); 0 if it is already there."""
+        return int(
+            self.db.execute(
+                "INSERT OR IGNORE INTO outbox (id, channel, watchlist, feed, item_key, payload,"
+                " created_at, next_attempt_at, story_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    alert.id,
+                    alert.channel,
+                    alert.watchlist,
+                    alert.feed,
+                    alert.item_key,
+                    alert_to_json(alert),
+                    created,
+                    _iso(alert.due_at) if alert.due_at else created,
+                    story_id,
+                ],
+            ).rowcount
+        )
 
     def known(self, feed: str, items: Sequence[Item], story_links: Iterable[str]) -> Known:
         """What is already known of these items of `feed`: stored, pruned, or re-keyed copies."""
@@ -518,21 +525,7 @@ class Store:
         view = self.story_view(story_id)
         queued = 0
         for alert in plan(view):
-            queued += self.db.execute(
-                "INSERT OR IGNORE INTO outbox (id, channel, watchlist, feed, item_key, payload,"
-                " created_at, next_attempt_at, story_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    alert.id,
-                    alert.channel,
-                    alert.watchlist,
-                    alert.feed,
-                    alert.item_key,
-                    alert_to_json(alert),
-                    stamp,
-                    _iso(alert.due_at) if alert.due_at else stamp,
-                    story_id,
-                ],
-            ).rowcount
+            queued += self._insert_alert(alert, stamp, story_id)
             self.db.execute(
                 "INSERT OR IGNORE INTO story_alerts (story_id, watchlist, channel, alert_id)"
                 " VALUES (?, ?, ?, ?)",
