@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from bench.bench_matcher import generate_items
+from bench.bench_stories import compose, new_cast
 
 HOSTS = 50
 FIRST_HOST = 2  # 127.0.0.2: 127.0.0.1 is left to everything else on the machine
@@ -84,8 +85,8 @@ class Farm:
     _wire: list[tuple[str, str]] = field(default_factory=list)
 
     def build(self) -> None:
-        wire = generate_items(WIRE_POOL, seed=self.seed * 7 + 1, signal_share=SIGNAL_SHARE)
-        self._wire = [(i.title, i.summary) for i in wire]
+        rng = random.Random(f"wire-{self.seed}")
+        self._wire = [_article(rng) for _ in range(WIRE_POOL)]
         for index in range(self.feeds):
             feed = Feed(index, deque(maxlen=self.items))
             self._add_items(feed, self.items)
@@ -103,15 +104,19 @@ class Farm:
 
     def _add_items(self, feed: Feed, count: int) -> None:
         seed = f"{self.seed}-{feed.index}-{feed.next_number}"
-        fresh = generate_items(count, seed=seed, signal_share=SIGNAL_SHARE)  # type: ignore[arg-type]
         rng = random.Random(seed)
         now = dt.datetime.now(dt.UTC)
-        for offset, item in enumerate(fresh):
+        for offset in range(count):
             number = feed.next_number
             feed.next_number += 1
-            title, summary = item.title, item.summary
-            if rng.random() < WIRE_SHARE:
+            roll = rng.random()
+            if roll < SIGNAL_SHARE:
+                signal = generate_items(1, seed=f"{seed}-{offset}", signal_share=1.0)[0]  # type: ignore[arg-type]
+                title, summary = signal.title, signal.summary
+            elif roll < SIGNAL_SHARE + WIRE_SHARE:
                 title, summary = rng.choice(self._wire)
+            else:
+                title, summary = _article(rng)
             published = now - dt.timedelta(minutes=5 * (count - offset))
             feed.items.appendleft(_render_item(feed.index, number, title, summary, published))
 
@@ -150,6 +155,18 @@ class Farm:
         if "gzip" in headers.get("accept-encoding", ""):
             return 200, [*extra, ("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")], feed.gzipped
         return 200, extra, feed.body
+
+
+def _article(rng: random.Random) -> tuple[str, str]:
+    """A title and a summary of about 1.5 KB about one cast of people and places: the story
+    generator of the store benchmark (long-tailed names, towns and numbers, as news has), its
+    paragraphs concatenated to a full summary's length."""
+    cast = new_cast(rng)
+    title, summary = compose(rng, cast)
+    paragraphs = [summary]
+    while sum(map(len, paragraphs)) < 1400:
+        paragraphs.append(compose(rng, cast)[1])
+    return title, " ".join(paragraphs)
 
 
 def _render_item(feed: int, number: int, title: str, summary: str, published: dt.datetime) -> str:

@@ -31,6 +31,9 @@ WORD_WEIGHT = 1.0
 THRESHOLD = 0.5
 # ... and the least weight they must share, so two near-empty items never pair on one word.
 MIN_SHARED = 8.0
+# Characters of a summary a fingerprint reads (see `lede`). The labelled summaries are at most 407
+# characters long, and their pairing scores are the same with or without it.
+LEDE = 400
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _SENTENCE_END = re.compile(r"[.!?:;\"“”‘(\[|]\s*$")
@@ -188,8 +191,19 @@ def token_hash(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big", signed=True)
 
 
+def lede(summary: str) -> str:
+    """The opening of a summary, where a report states its facts: at most LEDE characters, cut
+    at a word. Feeds that carry a whole article would otherwise bring its background paragraphs,
+    which other stories share, and three times the tokens to store and look up."""
+    if len(summary) <= LEDE:
+        return summary
+    cut = summary[: LEDE + 1]
+    space = cut.rfind(" ")
+    return cut[:space] if space > LEDE // 2 else cut[:LEDE]
+
+
 def fingerprint(title: str, summary: str, published: datetime) -> Fingerprint:
-    tokens = {token_hash(t): w for t, w in salient_tokens(title, summary).items()}
+    tokens = {token_hash(t): w for t, w in salient_tokens(title, lede(summary)).items()}
     return Fingerprint(tokens, published)
 
 

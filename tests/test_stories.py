@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.stories import (
+    LEDE,
     MIN_SHARED,
     NUMBER_WEIGHT,
     PROPER_WEIGHT,
@@ -23,6 +24,7 @@ from monitor.stories import (
     corroboration_note,
     fingerprint,
     group,
+    lede,
     outlets_phrase,
     related,
     salient_tokens,
@@ -533,3 +535,17 @@ def test_corroboration_note():
         "Held until 2 outlets carried it; also reported by BBC"
     )
     assert corroboration_note(["Dawn"], "Dawn", 1) == ""
+
+
+def test_a_fingerprint_reads_the_title_and_the_lede_only():
+    """A whole article in a feed adds background paragraphs, not identity: what follows the
+    first LEDE characters of the summary changes nothing, and the cut falls between words."""
+    opening = "Gunmen killed 11 guards near Saravan on Tuesday, officials in Zahedan said. " * 6
+    background = "Talks between Kabul and Doha on a water treaty resumed in Geneva with 40 envoys. " * 20
+    published = datetime(2024, 1, 18, tzinfo=UTC)
+    short = fingerprint("Guards killed near Saravan", opening, published)
+    long = fingerprint("Guards killed near Saravan", opening + background, published)
+    assert short.tokens == long.tokens
+    assert len(lede(opening + background)) <= LEDE
+    assert (opening + background).startswith(lede(opening + background) + " ")
+    assert lede("short summary") == "short summary"
