@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
@@ -27,7 +29,7 @@ from monitor.store.sqlite import (
     alert_from_json,
     alert_to_json,
 )
-from monitor.stories import fingerprint, group
+from monitor.stories import fingerprint, group, score_pairs
 from monitor.types import (
     Alert,
     DeliveryOutcome,
@@ -673,6 +675,58 @@ def test_stories_do_not_depend_on_arrival_order(tmp_path_factory, data, spec):
         assert count(s, "stories") == len(expected)
     finally:
         s.close()
+
+
+CORPORA = [Path(__file__).parent / "corpus" / name for name in ("stories.jsonl", "stories_holdout.jsonl")]
+
+
+@pytest.mark.parametrize("corpus", CORPORA, ids=lambda p: p.name)
+def test_the_rare_token_lookup_pairs_the_labelled_stories_as_the_full_one_does(tmp_path, monkeypatch, corpus):
+    """A busy window narrows each lookup to the items sharing the item's rarest tokens. Forced on
+    for every item, it gives the labelled stories the same pairs as reading every shared token."""
+    rows = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()]
+    scores = []
+    for lookup_rows in (10**9, 0):
+        monkeypatch.setattr(sqlite_module, "LOOKUP_ROWS", lookup_rows)
+        s = Store.open(tmp_path / f"{lookup_rows}.db")
+        try:
+            for n, row in enumerate(rows):
+                published = datetime.fromisoformat(row["published"].replace("Z", "+00:00"))
+                item = text_item(f"k{n}", (row["title"], row["summary"]), f"feed{n % 7}", published=published)
+                record(s, incoming(item), now=NOW + timedelta(minutes=n))
+            story = dict(s.db.execute("SELECT key, story_id FROM items").fetchall())
+        finally:
+            s.close()
+        groups = [story[f"k{n}"] for n in range(len(rows))]
+        scores.append(score_pairs([r["story"] for r in rows], [r.get("family", "") for r in rows], groups))
+    full, narrowed = scores
+    assert full.found > 20  # the corpus pairs many items: the comparison means something
+    assert narrowed == full
+
+
+def test_a_busy_window_reads_only_the_rare_tokens_rows(store, monkeypatch):
+    """Past LOOKUP_ROWS token rows, a lookup probes only the rarest tokens, up to PROBE_ROWS
+    rows; an item sharing them is still found, with its exact shared weight."""
+    monkeypatch.setattr(sqlite_module, "LOOKUP_ROWS", 50)
+    monkeypatch.setattr(sqlite_module, "PROBE_ROWS", 10)
+    common = "Envoys discussed trade, water, grain, shipping, tariffs, railways, pipelines and visas."
+    for n in range(40):
+        filler = text_item(f"f{n}", (f"Talks in Town{n}x", f"In Town{n}x today. {common}"), "wire")
+        record(store, incoming(filler), now=NOW + timedelta(seconds=n))
+    copy_of = text_item("orig", SARAVAN, "dawn")
+    record(store, incoming(copy_of), now=NOW + timedelta(minutes=5))
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        title, summary = SARAVAN_REWRITE
+        copy = text_item("copy", (title, f"{common} {summary}"), "bbc")
+        record(store, incoming(copy), now=NOW + timedelta(minutes=6))
+    finally:
+        store.db.conn.set_trace_callback(None)
+    assert story_of(store, "bbc", "copy") == story_of(store, "dawn", "orig")
+    lookups = [s for s in statements if "story_tokens" in s and "SUM(weight)" in s]
+    assert lookups
+    assert all("AND item_id IN (SELECT item_id FROM story_tokens" in s for s in lookups)
 
 
 # Corroboration: min_sources

@@ -145,12 +145,23 @@ class PollSummary:
     alerts_queued: int
 
 
+# Token rows a story lookup reads in full before it narrows to the items sharing the rarest
+# tokens: a quiet window stays under it; in a busy one an item shares a common word with
+# thousands. Then PROBE_ROWS bounds the rows of rare tokens read, and so the candidates summed.
+LOOKUP_ROWS = 3000
+PROBE_ROWS = 100
+
+
 class Store:
     """SQLite at `path`, in WAL mode, migrated on open."""
 
     def __init__(self, db: sqlite_utils.Database, path: Path | None) -> None:
         self.db = db
         self.path = path
+        # How many stored items carry each story token: read once, then kept up by this
+        # process's own inserts, and read again after pruning. It only estimates what a story
+        # lookup would read (see `_similar`); another process's writes make it a little stale.
+        self._token_counts: dict[int, int] | None = None
 
     @classmethod
     def open(cls, path: Path | str) -> Store:
@@ -455,21 +466,7 @@ class Store:
         if fp.weight >= MIN_SHARED:  # a lighter item cannot share enough with any other
             stories.update(
                 story
-                for shared, weight, story in self.db.execute(
-                    # Summed and filtered inside SQLite: only items sharing MIN_SHARED come back,
-                    # one row each, instead of one query per item sharing any token.
-                    "SELECT g.shared, i.token_weight, i.story_id FROM (SELECT item_id, SUM(weight) AS shared"
-                    " FROM story_tokens WHERE token IN (SELECT value FROM json_each(:tokens))"
-                    " AND published BETWEEN :start AND :end AND item_id != :item"
-                    " GROUP BY item_id HAVING SUM(weight) >= :least) g JOIN items i ON i.id = g.item_id",
-                    {
-                        "tokens": json.dumps(list(fp.tokens)),
-                        "start": published - span,
-                        "end": published + span,
-                        "item": item_id,
-                        "least": MIN_SHARED,
-                    },
-                )
+                for shared, weight, story in self._similar(item_id, fp, published - span, published + span)
                 if same_story(shared, fp.weight, weight)
             )
         if not stories:
@@ -484,7 +481,65 @@ class Store:
             "INSERT OR REPLACE INTO story_tokens (token, published, item_id, weight) VALUES (?, ?, ?, ?)",
             [(token, published, item_id, weight) for token, weight in fp.tokens.items()],
         )
+        counts = self._story_token_counts()
+        for token in fp.tokens:
+            counts[token] = counts.get(token, 0) + 1
         return target
+
+    def _similar(self, item_id: int, fp: Fingerprint, start: int, end: int) -> list[tuple[float, float, int]]:
+        """(shared weight, weight, story) of the items published between `start` and `end` that
+        share at least MIN_SHARED with `fp`.
+
+        Every item sharing a token is summed when the token rows to read are few (LOOKUP_ROWS).
+        Past that, which a busy window reaches, the lookup would read a growing share of the
+        window for every item: instead the candidates are the items that share one of its
+        rarest tokens (names and numbers, which a copy keeps), as many of those as PROBE_ROWS
+        rows allow, and only their shared tokens are summed. The sums are exact; a copy that
+        shares none of the rarest tokens is missed.
+        """
+        counts = self._story_token_counts()
+        by_rarity = sorted(fp.tokens, key=lambda token: (counts.get(token, 0), token))
+        tokens = json.dumps(list(fp.tokens))
+        if sum(counts.get(token, 0) for token in by_rarity) <= LOOKUP_ROWS:
+            rows = self.db.execute(
+                # Summed and filtered inside SQLite: only items sharing MIN_SHARED come back.
+                "SELECT g.shared, i.token_weight, i.story_id FROM (SELECT item_id, SUM(weight) AS shared"
+                " FROM story_tokens WHERE token IN (SELECT value FROM json_each(:tokens))"
+                " AND published BETWEEN :start AND :end AND item_id != :item"
+                " GROUP BY item_id HAVING SUM(weight) >= :least) g JOIN items i ON i.id = g.item_id",
+                {"tokens": tokens, "start": start, "end": end, "item": item_id, "least": MIN_SHARED},
+            )
+            return [(shared, weight, story) for shared, weight, story in rows]
+        probe: list[int] = []
+        budget = 0
+        for token in by_rarity:
+            budget += counts.get(token, 0)
+            if probe and budget > PROBE_ROWS:
+                break
+            probe.append(token)
+        rows = self.db.execute(
+            "SELECT g.shared, i.token_weight, i.story_id FROM (SELECT item_id, SUM(weight) AS shared"
+            " FROM story_tokens WHERE token IN (SELECT value FROM json_each(:tokens)) AND item_id IN"
+            " (SELECT item_id FROM story_tokens WHERE token IN (SELECT value FROM json_each(:probe))"
+            " AND published BETWEEN :start AND :end AND item_id != :item)"
+            " GROUP BY item_id HAVING SUM(weight) >= :least) g JOIN items i ON i.id = g.item_id",
+            {
+                "tokens": tokens,
+                "probe": json.dumps(probe),
+                "start": start,
+                "end": end,
+                "item": item_id,
+                "least": MIN_SHARED,
+            },
+        )
+        return [(shared, weight, story) for shared, weight, story in rows]
+
+    def _story_token_counts(self) -> dict[int, int]:
+        if self._token_counts is None:
+            self._token_counts = dict(
+                self.db.execute("SELECT token, COUNT(*) FROM story_tokens GROUP BY token")
+            )
+        return self._token_counts
 
     def _merge_stories(self, merged: int, target: int) -> None:
         self.db.execute("UPDATE items SET story_id = ? WHERE story_id = ?", [target, merged])
@@ -687,6 +742,7 @@ class Store:
                 [int((now - 2 * window).timestamp())],
             ).rowcount
             tombstones = self.db.execute("DELETE FROM tombstones WHERE seen_at < ?", [cutoff]).rowcount
+        self._token_counts = None  # counted again, without the pruned rows, when next needed
         return PruneReport(items, stories, alerts, tokens, tombstones)
 
     def record_deliveries(
