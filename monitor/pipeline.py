@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -16,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -48,6 +50,7 @@ from monitor.watchlists import Matcher, Watchlist
 from monitor.watchlists.live import LiveWatchlists
 
 log = logging.getLogger("monitor")
+_T = TypeVar("_T")
 
 # The channel named `ops` gets operator notices (a feed removed, a feed failing for a day) and,
 # unless a watchlist names it, no watchlist alerts.
@@ -221,6 +224,16 @@ def prepare(item: Item, matcher: Matcher, story_link: str | None) -> Incoming:
     )
 
 
+# Parsing and matching are pure Python, so threads cannot run them side by side (the GIL): one
+# thread does them all, one feed after another, while the event loop keeps fetches flowing.
+# More threads only fight over the GIL, which costs system time and delays the loop.
+_CPU_WORK = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-cpu")
+
+
+async def _off_loop(work: Callable[[], _T]) -> _T:
+    return await asyncio.get_running_loop().run_in_executor(_CPU_WORK, work)
+
+
 async def poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
     """Fetch, parse, match and store one feed. Failures are recorded on the feed, never raised."""
     try:
@@ -275,8 +288,10 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
             return FeedOutcome(feed.name, FetchStatus.NOT_MODIFIED, next_poll_at=plan.next_poll_at)
         try:
             # Parsing and matching are CPU work: off the event loop, so other fetches keep flowing.
-            parsed = await asyncio.to_thread(
-                parse_document, feed.name, result.body, result.headers, url=result.url, now=now
+            parsed = await _off_loop(
+                functools.partial(
+                    parse_document, feed.name, result.body, result.headers, url=result.url, now=now
+                )
             )
         except ParseError as e:
             return _fetch_failed(rt, feed, state, str(e), None, now, schedule(True))
@@ -292,7 +307,7 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
         links = {i.key: story_key(i) if i.link else None for i in items}
         sorted_out = triage(items, rt.store.known(feed.name, items, filter(None, links.values())), links)
         matcher = rt.matcher
-        incoming = await asyncio.to_thread(
+        incoming = await _off_loop(
             lambda: [prepare(i, matcher, links[i.key]) for i in sorted_out.new + sorted_out.edited]
         )
         by_slug = {w.slug: w for w in matcher.watchlists}
