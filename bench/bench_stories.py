@@ -1276,20 +1276,16 @@ def reading(rows: Sequence[Row], plans: Sequence[Plan]) -> str:
         ),
         f"The item lookups (`known` + `triage`) grow {last.lookup / first.lookup:,.1f}×, as index "
         f"lookups do; `record_poll` grows {last.record / first.record:,.1f}×, and that is the story "
-        "lookup. Its token query is an index range search, but over the whole window: it reads "
-        "every story_tokens row of each of the item's tokens published within ±"
-        f"{WINDOW.total_seconds() / 3600:.0f} h, so its work is the number of recent items that share "
-        f"a token, not a constant. {big} items over {RETENTION.days} days is {per_day:,.0f} items a day "
-        f"and {last.database.token_items:,} items in the token index; the lookup reads a median "
-        f"{c2.rows.median:,.0f} rows of {c2.items.median:,.0f} items sharing a token "
-        f"({c1.rows.median:,.0f} and {c1.items.median:,.0f} at {small}) and sums them inside SQLite, "
-        f"so only the {c2.plausible.median:,.0f} items sharing the {MIN_SHARED:g} weight `same_story` "
-        f"requires come back (`HAVING`). Run alone, that statement takes {_us(c2.filtered_us)} µs; "
-        f"summing in Python and fetching each item by id, as before, took {_us(c2.query_us)} µs + "
-        f"{_us(c2.fetch_us)} µs. What is left grows with the postings of the item's tokens in the "
-        "window. Leaving its commonest tokens out of the lookup (prefix filtering, with per-token "
-        "counts kept by triggers) was tried and did not pay here: the generated vocabulary is small, "
-        "so even an item's rarer tokens have long posting lists.",
+        "lookup. Read in full, its token query would read every story_tokens row of each of the "
+        f"item's tokens published within ±{WINDOW.total_seconds() / 3600:.0f} h: {big} items over "
+        f"{RETENTION.days} days is {per_day:,.0f} items a day and {last.database.token_items:,} items "
+        f"in the token index, and that query reads a median {c2.rows.median:,.0f} rows of "
+        f"{c2.items.median:,.0f} items sharing a token ({c1.rows.median:,.0f} and "
+        f"{c1.items.median:,.0f} at {small}); run alone it takes {_us(c2.filtered_us)} µs, and summing "
+        f"in Python and fetching each item by id would take {_us(c2.query_us)} µs + "
+        f"{_us(c2.fetch_us)} µs. Past 1,000 rows the store reads only the rows of the item's rarest "
+        "tokens (at most 100) and sums exactly what those candidates share (`Store._similar`), which "
+        "is why `record_poll` grows as little as it does.",
     ]
     copies = last.outcomes.get("copy", Counter())
     if copies.total():

@@ -32,6 +32,7 @@ import email.utils
 import gzip
 import html
 import json
+import os
 import random
 import sys
 import time
@@ -311,7 +312,8 @@ async def serve(args: argparse.Namespace) -> None:
     }
     print(json.dumps(ready), flush=True)
     # The parent holds our stdin: when it goes away (even killed), so does the farm.
-    loop.add_reader(sys.stdin.fileno(), lambda: None if sys.stdin.buffer.read1(1) else server.done.set())
+    stdin = sys.stdin.fileno()
+    loop.add_reader(stdin, lambda: None if os.read(stdin, 1) else server.done.set())
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(server.done.wait(), timeout=args.lifetime)
     for listener in listeners:

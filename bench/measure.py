@@ -69,6 +69,7 @@ def run_measured(
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     reader.join(timeout=10)
+    stdout.close()
     output = b"".join(chunks).decode("utf-8", "replace")
     return ProcessRun(
         tuple(argv),

@@ -180,3 +180,22 @@ def test_the_story_benchmark_command_line(tmp_path: Path) -> None:
     assert stories.main([*args, "--workdir", str(tmp_path), "--output", str(results)]) == 0
     assert stories.START_MARKER in results.read_text()
     assert list(tmp_path.iterdir()) == [results]  # the databases went with the temporary directory
+
+
+def test_the_cycle_benchmark_runs_end_to_end_and_keeps_other_sections(tmp_path: Path) -> None:
+    """Farm, cold, warm and steady polls of a real `monitor poll --once`, the naive clients and
+    the in-process repeated cycles, at 5 feeds; the peers and the profile need installs and
+    ptrace, so `make bench` alone runs them."""
+    from bench import bench_cycle
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmarks\n\n<!-- other:start -->\nkept\n<!-- other:end -->\n")
+    args = ["--sizes", "5", "--runs", "1", "--cycles", "3", "--latency", "0"]
+    args += ["--skip-peers", "--skip-profile", "--output", str(results)]
+    assert bench_cycle.main(args) == 0
+    assert bench_cycle.main(args) == 0  # replaces its own section
+    text = results.read_text()
+    assert text.count(bench_cycle.CYCLE_START) == 1
+    assert "kept" in text
+    assert "| 5 | cold | 1 |" in text
+    assert "count mismatch" not in text
