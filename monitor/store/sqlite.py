@@ -149,10 +149,10 @@ class PollSummary:
 # tokens: a quiet window stays under it; in a busy one an item shares a common word with
 # thousands. Then PROBE_ROWS bounds the rows of rare tokens read, and so the candidates summed.
 LOOKUP_ROWS = 1000
+PROBE_ROWS = 100
 # The page cache, in KiB: the recent part of the token index fits in it at a few thousand feeds.
 CACHE_KIB = 32 * 1024
 CHECKPOINT_PAGES = 16384  # 64 MiB of write-ahead log
-PROBE_ROWS = 100
 
 
 class Store:
@@ -508,40 +508,34 @@ class Store:
         """
         counts = self._story_token_counts()
         by_rarity = sorted(fp.tokens, key=lambda token: (counts.get(token, 0), token))
-        tokens = json.dumps(list(fp.tokens))
-        if sum(counts.get(token, 0) for token in by_rarity) <= LOOKUP_ROWS:
-            rows = self.db.execute(
-                # Summed and filtered inside SQLite: only items sharing MIN_SHARED come back.
-                "SELECT g.shared, i.token_weight, i.story_id FROM (SELECT item_id, SUM(weight) AS shared"
-                " FROM story_tokens WHERE token IN (SELECT value FROM json_each(:tokens))"
-                " AND published BETWEEN :start AND :end AND item_id != :item"
-                " GROUP BY item_id HAVING SUM(weight) >= :least) g JOIN items i ON i.id = g.item_id",
-                {"tokens": tokens, "start": start, "end": end, "item": item_id, "least": MIN_SHARED},
-            )
-            return [(shared, weight, story) for shared, weight, story in rows]
         probe: list[int] = []
-        budget = 0
+        rows = 0
         for token in by_rarity:
-            budget += counts.get(token, 0)
-            if probe and budget > PROBE_ROWS:
+            rows += counts.get(token, 0)
+            if probe and rows > PROBE_ROWS:
                 break
             probe.append(token)
-        rows = self.db.execute(
-            "SELECT g.shared, i.token_weight, i.story_id FROM (SELECT item_id, SUM(weight) AS shared"
-            " FROM story_tokens WHERE token IN (SELECT value FROM json_each(:tokens)) AND item_id IN"
-            " (SELECT item_id FROM story_tokens WHERE token IN (SELECT value FROM json_each(:probe))"
-            " AND published BETWEEN :start AND :end AND item_id != :item)"
-            " GROUP BY item_id HAVING SUM(weight) >= :least) g JOIN items i ON i.id = g.item_id",
-            {
-                "tokens": tokens,
-                "probe": json.dumps(probe),
-                "start": start,
-                "end": end,
-                "item": item_id,
-                "least": MIN_SHARED,
-            },
+        # Summed and filtered inside SQLite: only items sharing MIN_SHARED come back.
+        candidates = "published BETWEEN :start AND :end AND item_id != :item"
+        if sum(counts.get(token, 0) for token in fp.tokens) > LOOKUP_ROWS:
+            candidates = (
+                "item_id IN (SELECT item_id FROM story_tokens WHERE token IN"  # noqa: S608 (fixed text)
+                f" (SELECT value FROM json_each(:probe)) AND {candidates})"
+            )
+        statement = (
+            "SELECT g.shared, i.token_weight, i.story_id FROM (SELECT item_id, SUM(weight) AS shared"  # noqa: S608
+            f" FROM story_tokens WHERE token IN (SELECT value FROM json_each(:tokens)) AND {candidates}"
+            " GROUP BY item_id HAVING SUM(weight) >= :least) g JOIN items i ON i.id = g.item_id"
         )
-        return [(shared, weight, story) for shared, weight, story in rows]
+        parameters = {
+            "tokens": json.dumps(list(fp.tokens)),
+            "probe": json.dumps(probe),
+            "start": start,
+            "end": end,
+            "item": item_id,
+            "least": MIN_SHARED,
+        }
+        return [(shared, weight, story) for shared, weight, story in self.db.execute(statement, parameters)]
 
     def _story_token_counts(self) -> dict[int, int]:
         if self._token_counts is None:
