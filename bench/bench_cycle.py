@@ -6,7 +6,7 @@
 
 Every figure is one process measured from outside (`bench.measure.run_measured`: `os.wait4`
 gives the child's own wall time, CPU time over all its threads, and peak resident set; called
-from a small process of its own, `bench.cycle_worker measure`, because a child's `ru_maxrss`
+from a small process of its own, `python -m bench.measure`, because a child's `ru_maxrss`
 starts at its spawner's peak, and this benchmark's process is bigger than a peer), against
 a feed farm in a process of its own (`bench.farm`: N feeds of 30 items over 50 loopback
 addresses, ETag, Last-Modified, gzip, 50 ms before each response), alerting by email to a
@@ -65,7 +65,7 @@ import bench
 import bench.peers
 from bench.bench_matcher import checkout, machine
 from bench.farm_client import FarmClient, start_farm
-from bench.measure import ProcessRun, Spread
+from bench.measure import KilledFromOutside, ProcessRun, Spread, run_measured
 from bench.peers import (
     CACHE,
     Newsboat,
@@ -140,48 +140,6 @@ def monitor_executable() -> Path:
     if not script.is_file():
         raise SystemExit(f"{script} not found: install the project (make bench does) and run from its venv")
     return script
-
-
-def measured(
-    argv: Sequence[str],
-    *,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float = RUN_TIMEOUT,
-) -> ProcessRun:
-    """`bench.measure.run_measured(argv)`, called from a small process of its own
-    (`bench.cycle_worker measure`): a child's `ru_maxrss` on Linux starts at the peak resident size
-    of the process that spawned it, ~55 MB for this one, which would hide every peak below it."""
-    spawner = [sys.executable, "-m", "bench.cycle_worker", "measure", "--timeout", str(timeout)]
-    spawner += ["--cwd", str(cwd or Path.cwd()), "--", *argv]
-    done = subprocess.run(spawner, cwd=ROOT, env=env, capture_output=True, timeout=timeout + 120, check=False)
-    if done.returncode < 0:
-        name = signal.Signals(-done.returncode).name
-        raise KilledFromOutside(f"{' '.join(argv[:4])} ... was killed by {name} from outside (its spawner)")
-    if done.returncode != 0 or not done.stdout.strip():
-        tail = done.stderr.decode("utf-8", "replace")[-2000:]
-        raise RuntimeError(f"measuring {' '.join(argv)} failed ({done.returncode}):\n{tail}")
-    data = json.loads(done.stdout.decode("utf-8").strip().splitlines()[-1])
-    return ProcessRun(
-        tuple(data["argv"]),
-        float(data["wall"]),
-        float(data["cpu"]),
-        int(data["max_rss"]),
-        int(data["returncode"]),
-        str(data["output"]),
-    )
-
-
-@contextlib.contextmanager
-def peers_measured_alike() -> Iterator[None]:
-    """bench.peers measures each run with `run_measured` straight from this process, so each
-    peer's peak RSS would start at this process's size: `measured` instead, while the block lasts."""
-    original = bench.peers.run_measured  # type: ignore[attr-defined]
-    bench.peers.run_measured = measured  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        bench.peers.run_measured = original  # type: ignore[attr-defined]
 
 
 def cli_environment() -> dict[str, str]:
@@ -278,10 +236,6 @@ class CliRun:
         return self.summary.new_items if self.summary is not None else 0
 
 
-class KilledFromOutside(RuntimeError):
-    """A run ended by a signal this benchmark did not send (another user of a shared machine)."""
-
-
 def retried(run: Callable[[], CliRun], checks: Checks, label: str) -> CliRun:
     """`run()`, once more if something outside killed it: that says nothing about monitor."""
     try:
@@ -300,7 +254,7 @@ def run_cli(
         farm.reset()
     sink.reset()
     argv = [str(monitor_executable()), "poll", "--once", "--config", str(config)]
-    run = measured(argv, cwd=config.parent, env=cli_environment(), timeout=timeout)
+    run = run_measured(argv, cwd=config.parent, env=cli_environment(), timeout=timeout)
     timed_out = run.returncode < 0 and run.wall >= timeout
     if timed_out and not may_time_out:
         raise RuntimeError(f"monitor poll --once on {config} did not finish within {timeout:.0f} s")
@@ -428,10 +382,10 @@ def measure_startup(work: Path, sink: SmtpSink, runs: int, concurrency: int, tim
     config = write_config(work / "startup", [], sink.port, concurrency)
     run_cli(config, None, sink, timeout)  # creates and migrates the database
     helps, polls = [], []
-    floor = measured(["/bin/true"], cwd=work, timeout=timeout).max_rss
+    floor = run_measured(["/bin/true"], cwd=work, timeout=timeout).max_rss
     for _ in range(runs):
         helps.append(
-            measured(
+            run_measured(
                 [str(monitor_executable()), "--help"], cwd=work, env=cli_environment(), timeout=timeout
             ).check()
         )
@@ -456,7 +410,7 @@ def run_naive(
     if save is not None:
         argv += ["--save", str(save)]
     farm.reset()
-    run = measured(argv, cwd=ROOT, timeout=timeout).check()
+    run = run_measured(argv, cwd=ROOT, timeout=timeout).check()
     return NaiveRun(client, run, farm.stats())
 
 
@@ -466,7 +420,7 @@ def run_worker_cycles(
     argv = [sys.executable, "-m", "bench.cycle_worker", "cycles", "--config", str(config)]
     argv += ["--count", str(count), "--control", farm.control]
     argv += ["--share", str(CHANGE_SHARE), "--items", str(CHANGE_ITEMS)]
-    run = measured(argv, cwd=ROOT, env=cli_environment(), timeout=timeout).check()
+    run = run_measured(argv, cwd=ROOT, env=cli_environment(), timeout=timeout).check()
     cycles = []
     for line in run.output.splitlines():
         if not line.startswith('{"cycle"'):
@@ -680,7 +634,7 @@ class MonitorPeer:
     def run(self) -> ProcessRun:
         assert self.config is not None
         argv = [str(monitor_executable()), "poll", "--once", "--config", str(self.config)]
-        run = measured(argv, cwd=self.workdir, env=cli_environment(), timeout=self.timeout).check()
+        run = run_measured(argv, cwd=self.workdir, env=cli_environment(), timeout=self.timeout).check()
         self.problems += log_problems(run.output)
         return run
 
@@ -760,8 +714,7 @@ def measure_peers(
     ):
         say(f"  {tool}")
         try:
-            with peers_measured_alike():
-                measure()
+            measure()
         except (RuntimeError, subprocess.SubprocessError, OSError, ValueError) as e:
             first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
             result.skipped[tool] = f"stopped by an error: {first}"
@@ -1363,7 +1316,7 @@ def cycle_section(
             f'{spread([r.max_rss / MB for r in startup.empty_poll], digits=0)} MB. "Net of start-up" '
             "below subtracts the latter's median CPU. Peak RSS is `ru_maxrss`, which on Linux starts at "
             "the spawning process's peak: every command is spawned from a small process "
-            f"(bench/cycle_worker.py `measure`), so no figure can read below {startup.floor_rss / MB:.0f} MB "
+            f"(`python -m bench.measure`), so no figure can read below {startup.floor_rss / MB:.0f} MB "
             "(`/bin/true` measured the same way)."
         )
     lines += ["", scenario_rows(sizes, startup), ""]

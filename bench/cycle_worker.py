@@ -2,7 +2,6 @@
 
     python -m bench.cycle_worker cycles --config C --count 10 --control URL
     python -m bench.cycle_worker naive --urls FILE --concurrency 50 --client raw [--validators FILE]
-    python -m bench.cycle_worker measure --timeout 900 --cwd DIR -- COMMAND...
 
 `cycles` opens monitor's runtime once (`monitor.app.open_runtime`, as `monitor poll` does) and
 runs `--count` cycles (`monitor.pipeline.run_cycle`) in that one process, alternating a warm
@@ -21,19 +20,12 @@ pool per host); `--client httpx` uses a bare `httpx.AsyncClient`, the library mo
 with. With `--save FILE` it writes the validators it received, for the next, conditional, run.
 It prints one JSON line: responses by status and bytes received.
 
-`measure` runs COMMAND with `bench.measure.run_measured` and prints the ProcessRun as one JSON
-line. It exists for the peak RSS: on Linux a child's `ru_maxrss` starts at the resident size of
-the process that spawned it (the high-water mark of the parent's memory, carried over exec), so a
-command spawned straight from the benchmark (~55 MB: the farm client, the SMTP sink, monitor's
-modules) could never report less than that. Spawned from this small process, the floor is its own
-~16 MB, below anything measured. Each mode imports only what it uses, for the same reason and so
-that the raw client's figures carry no httpx import.
+Each mode imports only what it uses, so that the raw client's figures carry no httpx import.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import json
 import resource
@@ -50,7 +42,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-# asyncio and httpx are imported where used, not here: `measure` must stay small (see above).
+# asyncio and httpx are imported where used, not here: the raw client carries no httpx import.
 
 # ---------------------------------------------------------------------------------------------
 # cycles: K cycles in one process
@@ -249,15 +241,6 @@ def naive_main(args: argparse.Namespace) -> int:
     return 1 if counts["errors"] else 0
 
 
-def measure_main(args: argparse.Namespace) -> int:
-    from bench.measure import run_measured
-
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    run = run_measured(command, cwd=args.cwd, timeout=args.timeout)
-    print(json.dumps(dataclasses.asdict(run)), flush=True)
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.cycle_worker", description=__doc__.split("\n\n")[0]
@@ -278,13 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     naive.add_argument("--client", choices=("raw", "httpx"), default="raw")
     naive.add_argument("--validators", type=Path, help="JSON {url: [etag, last_modified]} to send")
     naive.add_argument("--save", type=Path, help="write the validators received here")
-    measure = modes.add_parser("measure", help="run_measured(COMMAND) from this small process")
-    measure.add_argument("--timeout", type=float, default=900.0)
-    measure.add_argument("--cwd", type=Path)
-    measure.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    if args.mode == "measure":
-        return measure_main(args)
     if args.mode == "cycles":
         import asyncio
 

@@ -2,14 +2,23 @@
 
 The child's own resource usage comes from `os.wait4`, so the figures are the child's alone
 (not the harness's, nor the feed farm's), whatever else the machine is doing.
+
+The command is spawned from a small process of its own (`python -m bench.measure`, standard
+library only): on Linux a child's `ru_maxrss` starts at the peak resident size of the process
+that spawned it, carried over exec, so a command spawned straight from a benchmark holding a
+farm client, an SMTP sink and monitor's modules (~55 MB) could never report less than that.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
 import os
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -33,6 +42,13 @@ class ProcessRun:
         return self
 
 
+class KilledFromOutside(RuntimeError):
+    """A run ended by a signal the benchmark did not send (another user of a shared machine)."""
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
 def run_measured(
     argv: Sequence[str],
     *,
@@ -40,12 +56,35 @@ def run_measured(
     env: Mapping[str, str] | None = None,
     timeout: float = 900.0,
 ) -> ProcessRun:
-    """Run `argv` to its end (killed after `timeout` seconds) and return what it cost."""
+    """Run `argv` to its end (killed after `timeout` seconds), from a small spawner, and return
+    what it cost."""
+    spawner = [sys.executable, "-m", "bench.measure", "--timeout", str(timeout)]
+    spawner += ["--cwd", str(cwd or Path.cwd()), "--", *argv]
+    done = subprocess.run(
+        spawner,
+        cwd=ROOT,
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        timeout=timeout + 120,
+        check=False,
+    )
+    if done.returncode < 0:
+        name = signal.Signals(-done.returncode).name
+        raise KilledFromOutside(f"{' '.join(argv[:4])} ... was killed by {name} from outside (its spawner)")
+    if done.returncode != 0 or not done.stdout.strip():
+        tail = done.stderr.decode("utf-8", "replace")[-2000:]
+        raise RuntimeError(f"measuring {' '.join(argv)} failed ({done.returncode}):\n{tail}")
+    data = json.loads(done.stdout.decode("utf-8").strip().splitlines()[-1])
+    data["argv"] = tuple(data["argv"])
+    return ProcessRun(**data)
+
+
+def _run_here(argv: Sequence[str], *, cwd: Path | None, timeout: float) -> ProcessRun:
+    """Run `argv` as a child of this process and read its cost with `os.wait4`."""
     started = time.perf_counter()
     process = subprocess.Popen(
         list(argv),
         cwd=cwd,
-        env=dict(env) if env is not None else None,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -98,3 +137,20 @@ class Spread:
         if self.runs == 1:
             return f"{self.median:.{digits}f} {unit}".strip()
         return f"{self.median:.{digits}f} ({self.low:.{digits}f}–{self.high:.{digits}f}) {unit}".strip()
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """The spawner: run COMMAND and print its ProcessRun as one JSON line."""
+    parser = argparse.ArgumentParser(prog="python -m bench.measure", description=main.__doc__)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--cwd", type=Path)
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    options = parser.parse_args(args)
+    command = options.command[1:] if options.command[:1] == ["--"] else options.command
+    run = _run_here(command, cwd=options.cwd, timeout=options.timeout)
+    print(json.dumps(dataclasses.asdict(run)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -507,17 +507,16 @@ class Store:
         shares none of the rarest tokens is missed.
         """
         counts = self._story_token_counts()
-        by_rarity = sorted(fp.tokens, key=lambda token: (counts.get(token, 0), token))
-        probe: list[int] = []
-        rows = 0
-        for token in by_rarity:
-            rows += counts.get(token, 0)
-            if probe and rows > PROBE_ROWS:
-                break
-            probe.append(token)
         # Summed and filtered inside SQLite: only items sharing MIN_SHARED come back.
         candidates = "published BETWEEN :start AND :end AND item_id != :item"
+        probe: list[int] = []
         if sum(counts.get(token, 0) for token in fp.tokens) > LOOKUP_ROWS:
+            rows = 0
+            for token in sorted(fp.tokens, key=lambda token: (counts.get(token, 0), token)):
+                rows += counts.get(token, 0)
+                if probe and rows > PROBE_ROWS:
+                    break
+                probe.append(token)
             candidates = (
                 "item_id IN (SELECT item_id FROM story_tokens WHERE token IN"  # noqa: S608 (fixed text)
                 f" (SELECT value FROM json_each(:probe)) AND {candidates})"
