@@ -204,6 +204,7 @@ class FeedProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.server.farm.stats["connections"] += 1  # how well the client reuses them
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

@@ -120,6 +120,9 @@ class Fetcher:
             moved_to = _permanent_move(response)
             fresh_for = cache_max_age(response.headers.get("cache-control"))
             if status == 304:
+                # No body, but its end is read all the same: closed before that, the response
+                # takes its connection with it, and every unchanged feed costs a new connection.
+                await response.aread()
                 return FetchResult(
                     feed.name,
                     FetchStatus.NOT_MODIFIED,

@@ -43,6 +43,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # one per connection: requests sharing it came over one kept-alive connection
 
 
 @dataclass
@@ -73,7 +74,11 @@ class Server:
             def _record(self) -> Request:
                 length = int(self.headers.get("Content-Length") or 0)
                 request = Request(
-                    self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
+                    self.command,
+                    self.path,
+                    dict(self.headers.items()),
+                    self.rfile.read(length),
+                    self.client_address[1],
                 )
                 server.requests.append(request)
                 return request

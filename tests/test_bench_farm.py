@@ -65,7 +65,9 @@ def test_a_real_poll_is_measured_cold_then_warm(farm: FarmClient, tmp_path: Path
     assert farm.stats().get("200") == 6
     farm.reset()
     warm = run_measured(argv, cwd=ROOT, timeout=120).check()
-    assert farm.stats() == {"304": 6, "bytes": 0}
+    warm_stats = farm.stats()
+    assert 1 <= warm_stats.pop("connections") <= 6  # counted as the client opens them
+    assert warm_stats == {"304": 6, "bytes": 0}
     for run in (cold, warm):
         assert run.wall > 0
         assert run.cpu > 0

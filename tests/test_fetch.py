@@ -19,6 +19,7 @@ from monitor import PROJECT_URL, USER_AGENT
 from monitor.config import Defaults, FeedConfig
 from monitor.fetch import Fetcher
 from monitor.types import FetchResult, FetchStatus, Validators
+from tests.conftest import Route
 
 URL = "https://feeds.example/world.xml"
 FEED = FeedConfig(name="world", url=URL)
@@ -542,3 +543,25 @@ def test_httpcore_finds_sniffio_instead_of_searching_for_it_at_every_request(mon
     monkeypatch.setattr(sys, "meta_path", [Recorder, *sys.meta_path])
     assert asyncio.run(libraries()) == {"asyncio"}
     assert "sniffio" not in asked
+
+
+def test_unchanged_feeds_reuse_one_connection(feed_server):
+    """A 304 has no body, but its end must still be read: a response closed before that drops
+    its connection, and every unchanged feed would cost a new one (and a TLS handshake)."""
+    feed_server.routes["/a.xml"] = Route(body=BODY, etag='"v1"')
+    feed_server.routes["/b.xml"] = Route(body=BODY, etag='"v2"')
+    defaults = Defaults(allow_private_networks=True)  # the server is on loopback
+
+    async def run() -> list[FetchStatus]:
+        async with Fetcher(defaults) as fetcher:
+            return [
+                (
+                    await fetcher.fetch(
+                        FeedConfig(name=path, url=feed_server.url(f"/{path}.xml")), Validators(tag)
+                    )
+                ).status
+                for path, tag in [("a", '"v1"'), ("b", '"v2"'), ("a", '"v1"'), ("b", None)]
+            ]
+
+    assert asyncio.run(run()) == [FetchStatus.NOT_MODIFIED] * 3 + [FetchStatus.OK]
+    assert len({r.client_port for r in feed_server.requests}) == 1

@@ -11,7 +11,6 @@ from collections.abc import Callable
 import httpx
 
 from monitor.config import ChannelConfig, Settings
-from monitor.notify.apprise_channel import AppriseNotifier
 from monitor.notify.base import Notifier
 from monitor.notify.console import ConsoleNotifier
 from monitor.notify.email import EmailNotifier
@@ -20,12 +19,20 @@ from monitor.notify.webhook import WebhookNotifier
 
 NotifierFactory = Callable[[ChannelConfig, httpx.AsyncClient], Notifier]
 
+
+def _apprise(channel: ChannelConfig, _: httpx.AsyncClient) -> Notifier:
+    # Apprise and its plugins take longer to import than the rest of monitor: only when used.
+    from monitor.notify.apprise_channel import AppriseNotifier
+
+    return AppriseNotifier(channel)
+
+
 CHANNEL_TYPES: dict[str, NotifierFactory] = {
     "console": lambda c, _: ConsoleNotifier(c.name),
     "slack": lambda c, client: SlackNotifier(c, client),
     "webhook": lambda c, client: WebhookNotifier(c, client),
     "email": lambda c, _: EmailNotifier(c),
-    "apprise": lambda c, _: AppriseNotifier(c),
+    "apprise": _apprise,
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import re
 import smtplib
@@ -17,9 +18,8 @@ from email.header import Header
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import formatdate, parseaddr
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import jinja2
 
 from monitor.config import ChannelConfig, EmailOptions
 from monitor.digest import SECTION_LIMIT, sections
@@ -27,6 +27,9 @@ from monitor.errors import DeliveryError
 from monitor.notify.base import outcomes_for
 from monitor.stories import corroboration_note
 from monitor.types import Alert, DeliveryOutcome, Digest
+
+if TYPE_CHECKING:
+    import jinja2
 
 SMTP_TIMEOUT = 30
 # Past this a subject is cut: mail clients show about this much, and the body lists everything.
@@ -85,21 +88,27 @@ def when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-_TEMPLATES = jinja2.Environment(
-    loader=jinja2.PackageLoader("monitor", "templates"),
-    # Feed text goes into HTML: autoescape makes a <script> in a summary inert text.
-    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=True),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
-_TEMPLATES.globals["corroboration"] = lambda alert: corroboration_note(
-    alert.sources, alert.outlet or alert.feed, alert.min_sources
-)
-_TEMPLATES.globals["web_link"] = web_link
-_TEMPLATES.filters["one_line"] = one_line
-_TEMPLATES.filters["when"] = when
+@functools.cache
+def _templates() -> jinja2.Environment:
+    """The email templates, loaded on first use: Jinja2 is not imported by runs that send no mail."""
+    import jinja2
+
+    templates = jinja2.Environment(
+        loader=jinja2.PackageLoader("monitor", "templates"),
+        # Feed text goes into HTML: autoescape makes a <script> in a summary inert text.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    templates.globals["corroboration"] = lambda alert: corroboration_note(
+        alert.sources, alert.outlet or alert.feed, alert.min_sources
+    )
+    templates.globals["web_link"] = web_link
+    templates.filters["one_line"] = one_line
+    templates.filters["when"] = when
+    return templates
 
 
 def subject(alerts: Sequence[Alert]) -> str:
@@ -134,8 +143,8 @@ def _compose(
         "sections": sections(alerts, limit),
         "alert_ids": sorted(a.id for a in alerts),
     }
-    message.set_content(_TEMPLATES.get_template("email.txt").render(context))
-    message.add_alternative(_TEMPLATES.get_template("email.html").render(context), subtype="html")
+    message.set_content(_templates().get_template("email.txt").render(context))
+    message.add_alternative(_templates().get_template("email.html").render(context), subtype="html")
     return message
 
 
@@ -147,7 +156,7 @@ def preview_html(alerts: Sequence[Alert]) -> str:
         "sections": sections(alerts, SECTION_LIMIT),
         "alert_ids": sorted(a.id for a in alerts),
     }
-    return _TEMPLATES.get_template("email.html").render(context)
+    return _templates().get_template("email.html").render(context)
 
 
 def build_message(alerts: Sequence[Alert], options: EmailOptions) -> EmailMessage:
