@@ -9,8 +9,10 @@ It builds state databases of N stored items in a temporary directory, with the r
 a service in steady state holds them: 200 feeds, items first seen over the 90 days of retention,
 news-like titles and summaries drawn from word pools with a long tail of place and person names
 and numbers, story links, stories (most of one item, some of several), a few matches, sent
-alerts and tombstones, and `story_tokens` rows (the real `monitor.stories.fingerprint` of each
-item) only for items published within two story windows, which is all that pruning leaves.
+alerts and tombstones, and a `story_fingerprints` row (the tokens of the real
+`monitor.stories.fingerprint`, packed) only for each item published within two story windows,
+which is all that pruning leaves. The story lookup's inverted index is built from those rows in
+memory, once per process (`Store._token_index`).
 
 Then it times what a poll does to decide about one incoming item: `Store.known` + `triage` +
 `Store.record_poll` (which stores the item, finds its story by story link and by salient tokens
@@ -18,14 +20,20 @@ within the window, and plans its alerts with `plan_alerts`). The stream is the s
 size: about 70% new unrelated items, 20% rewritten copies of a recent story (a quarter of them
 under the same link), 10% items already known (unchanged, edited, or pruned and listed again).
 Matching and fingerprinting (`prepare`) happen beforehand: they do not depend on the store.
-Each timed decision runs in a transaction rolled back afterwards, so every decision at every
-size sees the same database; sizes are interleaved round by round, so a noisy neighbour slows
-them alike, and the ratio of medians is the result, not an absolute time.
+Each timed decision runs in a transaction rolled back afterwards (and its postings are taken
+out of the in-memory index again, which a rollback of the benchmark's own does not reach), so
+every decision at every size sees the same database; sizes are interleaved round by round, so a
+noisy neighbour slows them alike, and the ratio of medians is the result, not an absolute time.
 
-Memory: a fresh subprocess per size opens the database and runs the same stream, committing
-each decision as the daemon does, and reports its peak resident set (`ru_maxrss`) and the
+Where the lookup's time goes: `Store._similar` is run alone on a sample of the stream, and
+step by step beside it (postings walked in the in-memory index, fingerprint rows read from
+SQLite, items read); the index's build time and memory (tracemalloc) are measured apart.
+
+Memory: a fresh subprocess per size opens the database, builds the index, and runs the same
+stream, committing each decision as the daemon does, and reports its peak resident set and the
 median of those committed decisions. Query plans: every statement the decisions run is captured
-(`set_trace_callback`) and explained; a full SCAN of a table makes the run fail (exit 1).
+(`set_trace_callback`) and explained; a full SCAN of a table makes the run fail (exit 1), but
+for the index build's one read of story_fingerprints.
 Results are printed and written as a section of bench/RESULTS.md, between markers.
 """
 
@@ -49,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,8 +95,17 @@ from monitor.config import Defaults
 from monitor.dedup import content_hash
 from monitor.pipeline import plan_alerts, prepare, story_key, triage
 from monitor.store import Store
-from monitor.store.sqlite import Incoming, Planner, PollRecord, alert_to_json
-from monitor.stories import MIN_SHARED, fingerprint
+from monitor.store.sqlite import (
+    _WINDOWED_FINGERPRINTS,
+    LOOKUP_ROWS,
+    PROBE_ROWS,
+    Incoming,
+    Planner,
+    PollRecord,
+    alert_to_json,
+)
+from monitor.store.story_index import pack_tokens, unpack_tokens
+from monitor.stories import MIN_SHARED, Fingerprint, fingerprint, same_story
 from monitor.types import FetchResult, FetchStatus, Item, Severity, StoryView, Validators
 from monitor.watchlists import Matcher, Watchlist
 from monitor.watchlists.query import parse_query
@@ -100,7 +118,7 @@ SEED = 20240118
 NOW = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)  # the benchmark's clock: the same databases every run
 WINDOW = dt.timedelta(seconds=Defaults().story_window)
 RETENTION = dt.timedelta(days=Defaults().retention_days)
-TOKEN_HORIZON = 2 * WINDOW  # `Store.prune` drops story_tokens rows published before now - 2 windows
+TOKEN_HORIZON = 2 * WINDOW  # `Store.prune` drops story_fingerprints rows published before now - 2 windows
 FEEDS = 200
 CHANNELS = ("team",)
 DEFAULT_SIZES = (1_000, 1_000_000)
@@ -115,7 +133,11 @@ STORED_KINDS = ("new", "copy", "link-copy", "edited")  # decisions that reach `_
 CHUNK = 25_000  # background items per generation task
 WARMUP = 30  # untimed decisions per size before the rounds
 PARALLEL_FROM = 100_000  # sizes from here are generated by worker processes
-SCANNED = re.compile(r"\bSCAN (items|story_tokens|tombstones|stories|story_alerts|matches|outbox|feeds)\b")
+SCANNED = re.compile(
+    r"\bSCAN (items|story_fingerprints|tombstones|stories|story_alerts|matches|outbox|feeds)\b"
+)
+# The one whole read of story_fingerprints: the in-memory index built from it, once per process.
+INDEX_BUILD = "SELECT item_id, tokens FROM story_fingerprints"
 WATCHLIST_QUERIES = {
     "outbreaks": "cholera OR landslide OR wildfire OR earthquake",
     "strikes": '"drone attack" OR "missile strike" OR "car bomb"',
@@ -348,13 +370,13 @@ ITEM_COLUMNS = (
 ItemRow = tuple[
     int, str, str, str, str, str | None, str | None, str, str, None, str, str, int, str, str | None, float
 ]
-TokenRow = tuple[int, int, int, float]
+FingerprintRow = tuple[int, int, bytes]  # item_id, published, packed tokens
 
 
 @dataclass
 class Rows:
     items: list[ItemRow] = field(default_factory=list)
-    tokens: list[TokenRow] = field(default_factory=list)
+    fingerprints: list[FingerprintRow] = field(default_factory=list)
     stories: list[tuple[int, str]] = field(default_factory=list)
     matches: list[tuple[int, str, str, str]] = field(default_factory=list)
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
@@ -363,7 +385,7 @@ class Rows:
     alerted: set[tuple[int, str]] = field(default_factory=set)  # (story, watchlist) with an alert
 
     def extend(self, other: Rows) -> None:
-        for name in ("items", "tokens", "stories", "matches", "outbox", "story_alerts", "tombstones"):
+        for name in ("items", "fingerprints", "stories", "matches", "outbox", "story_alerts", "tombstones"):
             getattr(self, name).extend(getattr(other, name))
 
 
@@ -386,11 +408,10 @@ def _add_item(
     story_id: int,
     matcher: Matcher,
 ) -> None:
-    """Append the rows of one stored item: the item, its tokens while recent, its matches and alerts."""
-    if item.published >= NOW - TOKEN_HORIZON:
+    """Append the rows of one stored item: the item, its fingerprint while recent, its matches and alerts."""
+    if item.published >= NOW - TOKEN_HORIZON:  # as `Store._join_story` writes it
         fp = fingerprint(item.title, item.summary, item.published)
-        stamp = int(item.published.timestamp())
-        rows.tokens.extend((token, stamp, item_id, weight) for token, weight in fp.tokens.items())
+        rows.fingerprints.append((item_id, int(item.published.timestamp()), pack_tokens(fp.tokens)))
         weight = fp.weight
     else:  # read only for candidates of the token index, which an old item never is
         weight = round(rng.uniform(20.0, 40.0), 1)
@@ -588,8 +609,8 @@ class Database:
     path: Path
     build_seconds: float
     file_bytes: int
-    token_rows: int
-    token_items: int  # items in the token index: published within two windows
+    token_items: int  # story_fingerprints rows: the items published within two windows
+    postings: int  # their tokens: the entries of the in-memory index built from them
     stories: int
     tombstones: int
     matched: int  # items that matched a watchlist (each story's first one alerted)
@@ -597,7 +618,7 @@ class Database:
 
 _INSERTS = {
     "items": f"INSERT INTO items ({ITEM_COLUMNS}) VALUES ({', '.join('?' * 16)})",  # noqa: S608
-    "tokens": "INSERT INTO story_tokens (token, published, item_id, weight) VALUES (?, ?, ?, ?)",
+    "fingerprints": "INSERT INTO story_fingerprints (item_id, published, tokens) VALUES (?, ?, ?)",
     "stories": "INSERT INTO stories (id, first_seen) VALUES (?, ?)",
     "matches": "INSERT INTO matches (item_id, watchlist, terms, matched_at) VALUES (?, ?, ?, ?)",
     "outbox": "INSERT INTO outbox (id, channel, watchlist, feed, item_key, payload, status, attempts,"
@@ -658,8 +679,8 @@ def build_database(
             conn.execute(sql)
         conn.execute("PRAGMA journal_mode = WAL")
         counts = conn.execute(
-            "SELECT (SELECT COUNT(*) FROM items), (SELECT COUNT(*) FROM story_tokens),"
-            " (SELECT COUNT(DISTINCT item_id) FROM story_tokens), (SELECT COUNT(*) FROM stories),"
+            "SELECT (SELECT COUNT(*) FROM items), (SELECT COUNT(*) FROM story_fingerprints),"
+            " (SELECT TOTAL(LENGTH(tokens)) / 8 FROM story_fingerprints), (SELECT COUNT(*) FROM stories),"
             " (SELECT COUNT(*) FROM tombstones), (SELECT COUNT(DISTINCT item_id) FROM matches)"
         ).fetchone()
     finally:
@@ -671,7 +692,7 @@ def build_database(
         time.perf_counter() - started,
         path.stat().st_size,
         counts[1],
-        counts[2],
+        int(counts[2]),
         counts[3],
         counts[4],
         counts[5],
@@ -697,7 +718,7 @@ def _generate(tasks: Sequence[tuple[int, int, int, int]], jobs: int) -> Iterator
 def _insert(conn: sqlite3.Connection, rows: Rows) -> None:
     conn.execute("BEGIN")
     conn.executemany(_INSERTS["items"], rows.items)
-    conn.executemany(_INSERTS["tokens"], rows.tokens)
+    conn.executemany(_INSERTS["fingerprints"], rows.fingerprints)
     conn.executemany(_INSERTS["stories"], rows.stories)
     conn.executemany(_INSERTS["matches"], rows.matches)
     conn.executemany(_INSERTS["outbox"], rows.outbox)
@@ -777,8 +798,9 @@ def planner() -> Planner:
     return functools.partial(plan_alerts, watchlists=by_slug, channels=list(CHANNELS), now=NOW)
 
 
-def decide(store: Store, decision: Decision, plan: Planner) -> tuple[int, int]:
-    """What a poll does about one item: (ns for known + triage, ns for record_poll)."""
+def decide(store: Store, decision: Decision, plan: Planner) -> tuple[int, int, bool]:
+    """What a poll does about one item: (ns for known + triage, ns for record_poll, whether
+    `record_poll` stored it)."""
     item = decision.item
     start = time.perf_counter_ns()
     links = {item.key: decision.link}
@@ -793,7 +815,45 @@ def decide(store: Store, decision: Decision, plan: Planner) -> tuple[int, int]:
         seen_tombstones=sorted_out.seen_tombstones,
     )
     store.record_poll(record, NOW, plan, WINDOW)
-    return middle - start, time.perf_counter_ns() - middle
+    return middle - start, time.perf_counter_ns() - middle, bool(record.items)
+
+
+def decide_rolled_back(
+    store: Store,
+    decision: Decision,
+    plan: Planner,
+    last_story: int,
+    trace: Callable[[str], None] | None = None,
+) -> Sample:
+    """`decide` in a transaction rolled back afterwards, and where the item went before that;
+    `trace` is given every statement `decide` runs.
+
+    SQLite undoes the rows; the store's in-memory token index is undone here. The store drops it
+    when one of its own transactions fails, but it does not see this ROLLBACK: the index would
+    keep every rolled-back item's postings (under the id the next new item takes again), and the
+    lookups would walk more postings at every decision.
+    """
+    conn = store.db.conn
+    item = decision.item
+    conn.execute("BEGIN")
+    try:
+        conn.set_trace_callback(trace)
+        try:
+            lookup, write, stored = decide(store, decision, plan)
+        finally:
+            conn.set_trace_callback(None)
+        where = outcome(store, decision, last_story)
+        row = store.db.execute("SELECT id FROM items WHERE feed = ? AND key = ?", [item.feed, item.key])
+        item_id = row.fetchone()[0] if stored else None
+    finally:
+        conn.execute("ROLLBACK")
+    index = store._index
+    if item_id is not None and index is not None:
+        index.remove(item_id, decision.incoming.fingerprint.tokens)  # what `_join_story` added
+        before = store.db.execute("SELECT tokens FROM story_fingerprints WHERE item_id = ?", [item_id])
+        for (blob,) in before:  # an edited item: what `_upsert_item` took out
+            index.add(item_id, unpack_tokens(blob))
+    return Sample(0, decision.kind, lookup, write, where)
 
 
 def outcome(store: Store, decision: Decision, last_story: int) -> str:
@@ -836,18 +896,12 @@ class Session:
         self.round_medians: list[float] = []
 
     def run(self, decisions: Sequence[tuple[int, Decision]], record: bool = True) -> None:
-        conn = self.store.db.conn
         gc.collect()
         cpu, wall = time.process_time(), time.perf_counter()
         samples = []
         for index, decision in decisions:
-            conn.execute("BEGIN")
-            try:
-                lookup, write = decide(self.store, decision, self.plan)
-                where = outcome(self.store, decision, self.last_story)
-            finally:
-                conn.execute("ROLLBACK")
-            samples.append(Sample(index, decision.kind, lookup, write, where))
+            sample = decide_rolled_back(self.store, decision, self.plan, self.last_story)
+            samples.append(dataclasses.replace(sample, index=index))
         if record and samples:
             self.cpu_shares.append((time.process_time() - cpu) / (time.perf_counter() - wall))
             self.round_medians.append(statistics.median(s.total_us for s in samples))
@@ -884,85 +938,174 @@ def measure(
 
 
 # ---------------------------------------------------------------------------------------------
-# Where the time goes: the story lookup's candidates, read-only, on a sample of the stream
+# Where the time goes: the story lookup, read-only, on a sample of the stream
 
 
 @dataclass(frozen=True, slots=True)
-class Candidates:
-    """The story lookup of `_join_story`, run alone (read-only, in a transaction, as in
-    `record_poll`) for the decisions that store an item: story_tokens rows the token query reads,
-    the stored items it returns (each then fetched by id, one query apiece), and those that share
-    at least MIN_SHARED weight, the least `same_story` accepts; and how long the token query and
-    the fetches take (medians, µs), and, for comparison, one statement that filters by MIN_SHARED
-    and joins items in SQL (the same index work, no per-candidate round trips)."""
+class Lookups:
+    """`Store._similar` (the story lookup of `_join_story`) for a sample of the decisions that run
+    it, read-only, in a transaction as in `record_poll`; and beside it the same steps one by one
+    (`lookup_steps`): the postings of the item's tokens in the in-memory index, the postings it
+    walks (all of them up to LOOKUP_ROWS; past that only the rarest tokens', PROBE_ROWS or so),
+    the distinct items among them (candidates), the story_fingerprints rows it reads from SQLite
+    (full form: the candidates sharing MIN_SHARED, to keep those within the window; narrowed
+    form: every candidate, to sum from their packed tokens), the candidates sharing at least
+    MIN_SHARED within the window (each then read from items), and the median µs of each step.
+    And building the index (`Store._token_index`, once per process): its time and the memory
+    it holds (tracemalloc)."""
 
-    rows: Stats
-    items: Stats
-    plausible: Stats
-    query_us: float
-    fetch_us: float
-    filtered_us: float
     decisions: int
+    narrowed: int  # lookups past LOOKUP_ROWS postings, which walk only the rarest tokens'
+    agree: int  # lookups where the steps found the same stories as `_similar`
+    postings: Stats  # postings of the item's tokens
+    walked: Stats  # postings the lookup walked
+    candidates: Stats
+    rows: Stats  # story_fingerprints rows read
+    plausible: Stats  # candidates sharing >= MIN_SHARED within the window
+    index_us: float  # counting, sorting by rarity and walking the postings
+    fingerprints_us: float  # reading the fingerprint rows (narrowed: and summing what they share)
+    items_us: float  # reading the plausible candidates from items, `same_story`
+    similar_us: float  # `Store._similar` as the store runs it
+    index_bytes: int  # held by the built index (tracemalloc)
+    tokens: int  # distinct tokens in the index
 
 
-_LOOKUP_QUERY = (
-    "SELECT item_id, SUM(weight) FROM story_tokens WHERE published BETWEEN ? AND ?"
-    " AND token IN ({}) GROUP BY item_id"
-)
-_FILTERED_QUERY = (
-    "SELECT c.item_id, c.shared, i.token_weight, i.story_id FROM (SELECT item_id, SUM(weight) AS shared"
-    " FROM story_tokens WHERE published BETWEEN ? AND ? AND token IN ({}) GROUP BY item_id"
-    " HAVING SUM(weight) >= ?) AS c JOIN items AS i ON i.id = c.item_id"
-)
+@dataclass(frozen=True, slots=True)
+class Steps:
+    narrowed: bool
+    postings: int
+    walked: int
+    candidates: int
+    rows: int
+    plausible: int
+    ns: tuple[int, int, int]  # index, fingerprint rows, items
+    stories: set[int]
 
 
-def candidates(database: Database, decisions: Sequence[Decision], every: int) -> Candidates:
-    conn = sqlite3.connect(str(database.path), isolation_level=None)
-    rows, items, plausible, query_us, fetch_us, filtered_us = [], [], [], [], [], []
+def lookup_steps(store: Store, item_id: int, fp: Fingerprint, start: int, end: int) -> Steps:
+    """`Store._similar`, step by step and timed, with its constants and statements."""
+    conn = store.db.conn
+    began = time.perf_counter_ns()
+    index = store._token_index()
+    tokens = fp.tokens
+    by_rarity = sorted((index.count(token), token) for token in tokens)
+    postings = sum(count for count, _ in by_rarity)
+    shared: dict[int, float] = {}
+    narrowed = postings > LOOKUP_ROWS
+    if not narrowed:
+        walked = postings
+        for token, weight in tokens.items():
+            for other in index.items(token):
+                shared[other] = shared.get(other, 0.0) + weight
+        ids = json.dumps([other for other, weight in shared.items() if weight >= MIN_SHARED])
+        indexed = time.perf_counter_ns()
+        rows = conn.execute(f"SELECT item_id {_WINDOWED_FINGERPRINTS}", [ids, start, end]).fetchall()
+        near = {other: shared[other] for (other,) in rows}
+    else:
+        walked = 0
+        for probed, (count, token) in enumerate(by_rarity):
+            if probed and walked + count > PROBE_ROWS:
+                break
+            walked += count
+            shared.update(dict.fromkeys(index.items(token), 0.0))
+        indexed = time.perf_counter_ns()
+        query = f"SELECT item_id, tokens {_WINDOWED_FINGERPRINTS}"
+        rows = conn.execute(query, [json.dumps(list(shared)), start, end]).fetchall()
+        own, weigh = set(tokens), tokens.__getitem__
+        near = {}
+        for other, blob in rows:
+            weight = sum(map(weigh, own.intersection(unpack_tokens(blob))))
+            if weight >= MIN_SHARED:
+                near[other] = weight
+    read = time.perf_counter_ns()
+    near.pop(item_id, None)
+    stories: set[int] = set()
+    if near:
+        statement = (
+            "SELECT id, token_weight, story_id FROM items WHERE id IN (SELECT value FROM json_each(?))"
+        )
+        for other, weight, story in conn.execute(statement, [json.dumps(list(near))]):
+            if same_story(near[other], fp.weight, weight):
+                stories.add(story)
+    done = time.perf_counter_ns()
+    shared.pop(item_id, None)
+    return Steps(
+        narrowed,
+        postings,
+        walked,
+        len(shared),
+        len(rows),
+        len(near),
+        (indexed - began, read - indexed, done - read),
+        stories,
+    )
+
+
+def lookups(database: Database, decisions: Sequence[Decision], every: int) -> Lookups:
+    """Every `every`-th decision that stores an item heavy enough to be looked up, on a fresh
+    `Store` of `database` as built (the stream's items are not stored: the lookups are run for
+    an id no item has, or an edited item's own)."""
+    store = Store.open(database.path)
+    conn = store.db.conn
     span = int(WINDOW.total_seconds())
+    steps: list[Steps] = []
+    similar_ns: list[int] = []
+    agree = 0
     try:
-        for number, decision in enumerate([d for d in decisions if d.kind in STORED_KINDS][::every]):
+        gc.collect()
+        tracemalloc.start()  # the memory the index holds (its build is timed in `child`)
+        try:
+            index = store._token_index()
+            index_bytes = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        distinct = len(index._items)
+        unstored = conn.execute("SELECT MAX(id) + 1 FROM items").fetchone()[0]
+        sample = [
+            d for d in decisions if d.kind in STORED_KINDS and d.incoming.fingerprint.weight >= MIN_SHARED
+        ][::every]
+        for number, decision in enumerate(sample):
             fp = decision.incoming.fingerprint
             published = int(fp.published.timestamp())
-            tokens = list(fp.tokens)
-            marks = ",".join("?" * len(tokens))
-            where = [published - span, published + span, *tokens]
+            item_id = unstored
+            if decision.kind == "edited" and decision.anchor is not None:
+                query = "SELECT id FROM items WHERE feed = ? AND key = ?"
+                item_id = conn.execute(query, list(decision.anchor)).fetchone()[0]
+            window = (item_id, fp, published - span, published + span)
             conn.execute("BEGIN")
-            count = conn.execute(
-                f"SELECT COUNT(*) FROM story_tokens WHERE published BETWEEN ? AND ? AND token IN ({marks})",  # noqa: S608
-                where,
-            ).fetchone()[0]
-            filtered = 0
-            if number % 2:  # the filtered statement first, or last: neither always finds the cache warm
-                start = time.perf_counter_ns()
-                conn.execute(_FILTERED_QUERY.format(marks), [*where, MIN_SHARED]).fetchall()
-                filtered = time.perf_counter_ns() - start
-            start = time.perf_counter_ns()
-            shared = dict(conn.execute(_LOOKUP_QUERY.format(marks), where).fetchall())
-            middle = time.perf_counter_ns()
-            for other in shared:
-                conn.execute("SELECT token_weight, story_id FROM items WHERE id = ?", [other]).fetchone()
-            end = time.perf_counter_ns()
-            if not number % 2:
-                conn.execute(_FILTERED_QUERY.format(marks), [*where, MIN_SHARED]).fetchall()
-                filtered = time.perf_counter_ns() - end
-            conn.execute("ROLLBACK")
-            rows.append(count)
-            items.append(len(shared))
-            plausible.append(sum(1 for w in shared.values() if w >= MIN_SHARED))
-            query_us.append((middle - start) / 1000)
-            fetch_us.append((end - middle) / 1000)
-            filtered_us.append(filtered / 1000)
+            try:
+                if number % 2:  # the store's own first, or last: neither always finds the cache warm
+                    step = lookup_steps(store, *window)
+                begin = time.perf_counter_ns()
+                found = store._similar(*window)
+                similar_ns.append(time.perf_counter_ns() - begin)
+                if not number % 2:
+                    step = lookup_steps(store, *window)
+            finally:
+                conn.execute("ROLLBACK")
+            steps.append(step)
+            agree += step.stories == found
     finally:
-        conn.close()
-    return Candidates(
-        Stats.of(rows),
-        Stats.of(items),
-        Stats.of(plausible),
-        statistics.median(query_us),
-        statistics.median(fetch_us),
-        statistics.median(filtered_us),
-        len(rows),
+        store.close()
+
+    def median_us(part: int) -> float:
+        return statistics.median(s.ns[part] for s in steps) / 1000
+
+    return Lookups(
+        len(steps),
+        sum(s.narrowed for s in steps),
+        agree,
+        Stats.of([s.postings for s in steps]),
+        Stats.of([s.walked for s in steps]),
+        Stats.of([s.candidates for s in steps]),
+        Stats.of([s.rows for s in steps]),
+        Stats.of([s.plausible for s in steps]),
+        median_us(0),
+        median_us(1),
+        median_us(2),
+        statistics.median(similar_ns) / 1000,
+        index_bytes,
+        distinct,
     )
 
 
@@ -995,13 +1138,12 @@ class Plan:
 
     @property
     def scans(self) -> bool:
-        # Counting every token's rows is the one whole read of story_tokens, once per process
-        # and after each prune, not once per decision (`Store._story_token_counts`).
-        once = self.statement.startswith("SELECT token, COUNT(*) FROM story_tokens GROUP BY token")
-        return not once and any(SCANNED.search(d) for d in self.details)
+        # Building the in-memory token index reads all of story_fingerprints: once per process
+        # (and after a prune or another connection's commit), not once per decision.
+        return self.statement != INDEX_BUILD and any(SCANNED.search(d) for d in self.details)
 
 
-_LITERAL = re.compile(r"'(?:[^']|'')*'|(?<![\w.])-?\d+(?:\.\d+)?|\bNULL\b")
+_LITERAL = re.compile(r"(?<![\w.])[xX]'[0-9a-fA-F]*'|'(?:[^']|'')*'|(?<![\w.])-?\d+(?:\.\d+)?|\bNULL\b")
 _SKIP = ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT", "ROLLBACK", "PRAGMA")
 
 
@@ -1018,13 +1160,7 @@ def query_plans(database: Database, decisions: Sequence[Decision], per_kind: int
             if seen[decision.kind] >= per_kind:
                 continue
             seen[decision.kind] += 1
-            conn.execute("BEGIN")
-            conn.set_trace_callback(statements.append)
-            try:
-                decide(store, decision, plan)
-            finally:
-                conn.set_trace_callback(None)
-                conn.execute("ROLLBACK")
+            decide_rolled_back(store, decision, plan, 0, statements.append)
         plans: dict[str, Plan] = {}
         for statement in statements:
             text = statement.strip()
@@ -1040,7 +1176,9 @@ def query_plans(database: Database, decisions: Sequence[Decision], per_kind: int
 
 
 NAMED_LOOKUPS = {
-    "story_tokens search (`_join_story`)": "FROM story_tokens WHERE token IN (SELECT value FROM json",
+    # The full and the narrowed form of the lookup read the same rows by id (`_WINDOWED_FINGERPRINTS`).
+    "fingerprints by id (`_similar`)": "FROM story_fingerprints WHERE item_id IN (SELECT value FROM json",
+    "items by id (`_similar`)": "SELECT id, token_weight, story_id FROM items WHERE id IN (SELECT value",
     "story link (`_join_story`)": "FROM items WHERE story_link =",
     "items by (feed, key) (`known`)": "SELECT key, fingerprint FROM items WHERE feed = ? AND key IN",
     "items by (feed, key) (`_upsert_item`)": "SELECT id, story_id FROM items WHERE feed = ? AND key = ?",
@@ -1070,6 +1208,8 @@ class Memory:
     setup_peak_kb: int  # VmHWM once imported, the stream generated and prepared, before opening
     peak_kb: int  # VmHWM after the whole stream was decided, committing each decision
     before_kb: int  # VmRSS before opening the database
+    index_kb: int  # VmRSS growth while building the in-memory token index, after opening
+    index_ms: float  # the build's time, the first thing the process does with the store
     after_kb: int  # VmRSS after the stream, database still open
     ru_maxrss_kb: int
     committed: Stats  # µs per decision, committed
@@ -1078,6 +1218,11 @@ class Memory:
     @property
     def growth_kb(self) -> int:
         return self.after_kb - self.before_kb
+
+    @property
+    def deciding_kb(self) -> int:
+        """VmRSS growth but for the index build: opening the database, and deciding."""
+        return self.growth_kb - self.index_kb
 
 
 def _status() -> dict[str, int]:
@@ -1091,15 +1236,21 @@ def _status() -> dict[str, int]:
 
 
 def child(path: Path, count: int, seed: int) -> dict[str, Any]:
-    """Run in a fresh process: open the database, decide the stream committing each item."""
+    """Run in a fresh process: open the database, build the token index (as the first decision
+    would), decide the stream committing each item."""
     decisions = decision_stream(count, seed)
     plan = planner()
     gc.collect()
     setup = _status()
     store = Store.open(path)
+    opened = _status()
+    started = time.perf_counter_ns()
+    store._token_index()
+    index_ms = (time.perf_counter_ns() - started) / 1e6
+    built = _status()
     times = []
     for decision in decisions:
-        lookup, write = decide(store, decision, plan)
+        lookup, write, _ = decide(store, decision, plan)
         times.append((lookup + write) / 1000)
     items = store.db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
     gc.collect()
@@ -1109,6 +1260,8 @@ def child(path: Path, count: int, seed: int) -> dict[str, Any]:
         "setup_peak_kb": setup["VmHWM"],
         "peak_kb": end["VmHWM"],
         "before_kb": setup["VmRSS"],
+        "index_kb": built["VmRSS"] - opened["VmRSS"],
+        "index_ms": index_ms,
         "after_kb": end["VmRSS"],
         "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "times_us": times,
@@ -1144,13 +1297,11 @@ class Row:
     outcomes: dict[str, Counter[str]]  # per kind, where the items went
     cpu_share: float
     round_medians: list[float]
-    candidates: Candidates
+    lookups: Lookups
     memory: Memory
 
 
-def rows_of(
-    sessions: Sequence[Session], found: Sequence[Candidates], memories: Sequence[Memory]
-) -> list[Row]:
+def rows_of(sessions: Sequence[Session], found: Sequence[Lookups], memories: Sequence[Memory]) -> list[Row]:
     rows = []
     for session, cands, mem in zip(sessions, found, memories, strict=True):
         samples = session.samples
@@ -1187,40 +1338,52 @@ def _mb(kb: float) -> str:
 def table(rows: Sequence[Row]) -> str:
     base = rows[0]
     lines = [
-        "| stored items | database | token index: items (rows) | build | decision µs, median (p90; min–max)"
-        " | vs smallest | known + triage / record_poll, median µs | committed decision µs, median (p90)"
-        " | peak RSS (before opening; growth while deciding) |",
+        "| stored items | database | story_fingerprints: items (postings) | build | decision µs, median"
+        " (p90; min–max) | vs smallest | known + triage / record_poll, median µs | committed decision µs,"
+        " median (p90) | peak RSS (before opening; growth: building the token index, deciding) |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         d, t, m = row.database, row.total, row.memory
         lines.append(
-            f"| {d.size:,} | {d.file_bytes / 2**20:,.0f} MB | {d.token_items:,} ({d.token_rows:,}) "
+            f"| {d.size:,} | {d.file_bytes / 2**20:,.0f} MB | {d.token_items:,} ({d.postings:,}) "
             f"| {d.build_seconds:,.1f} s | {_us(t.median)} ({_us(t.p90)}; {_us(t.low)}–{_us(t.high)}) "
             f"| {t.median / base.total.median:,.1f}× "
             f"| {_us(row.lookup)} ({row.lookup / base.lookup:,.1f}×) / {_us(row.record)} "
             f"({row.record / base.record:,.1f}×) "
             f"| {_us(m.committed.median)} ({_us(m.committed.p90)}) "
-            f"| {_mb(m.peak_kb)} ({_mb(m.setup_peak_kb)}; {m.growth_kb / 1024:+,.1f} MB) |"
+            f"| {_mb(m.peak_kb)} ({_mb(m.setup_peak_kb)}; {m.index_kb / 1024:+,.1f} MB, "
+            f"{m.deciding_kb / 1024:+,.1f} MB) |"
         )
     return "\n".join(lines)
 
 
 def lookup_table(rows: Sequence[Row]) -> str:
     lines = [
-        "| stored items | decisions sampled | story_tokens rows read, median (p90) | candidate items,"
-        f" median (p90) | candidates sharing ≥ {MIN_SHARED:g}, median | sum in Python µs | then fetching"
-        " each candidate, µs | one filtered statement (the full lookup) µs |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| stored items | lookups sampled (narrowed) | postings of the item's tokens, median (p90)"
+        " | postings walked | candidates | story_fingerprints rows read"
+        f" | sharing ≥ {MIN_SHARED:g} | µs: index / fingerprint rows / items | `_similar` µs |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
-        c = row.candidates
+        c = row.lookups
         lines.append(
-            f"| {row.database.size:,} | {c.decisions:,} | {c.rows.median:,.0f} ({c.rows.p90:,.0f}) "
-            f"| {c.items.median:,.0f} ({c.items.p90:,.0f}) | {c.plausible.median:,.0f} "
-            f"| {_us(c.query_us)} | {_us(c.fetch_us)} | {_us(c.filtered_us)} |"
+            f"| {row.database.size:,} | {c.decisions:,} ({c.narrowed:,}) "
+            f"| {c.postings.median:,.0f} ({c.postings.p90:,.0f}) | {c.walked.median:,.0f} "
+            f"| {c.candidates.median:,.0f} | {c.rows.median:,.0f} | {c.plausible.median:,.0f} "
+            f"| {_us(c.index_us)} / {_us(c.fingerprints_us)} / {_us(c.items_us)} | {_us(c.similar_us)} |"
         )
     return "\n".join(lines)
+
+
+def build_line(rows: Sequence[Row]) -> str:
+    """What building the in-memory token index costs, at each size."""
+    return "; ".join(
+        f"{r.database.size:,} items: {r.memory.index_ms:,.0f} ms, {r.lookups.index_bytes / 2**20:,.1f} MB "
+        f"held ({r.database.postings:,} postings of {r.lookups.tokens:,} tokens), RSS "
+        f"{r.memory.index_kb / 1024:+,.1f} MB"
+        for r in rows
+    )
 
 
 def kinds_table(rows: Sequence[Row]) -> str:
@@ -1255,38 +1418,65 @@ def reading(rows: Sequence[Row], plans: Sequence[Plan]) -> str:
     ratios = [b / a for a, b in zip(first.round_medians, last.round_medians, strict=True)]
     rss = last.memory.peak_kb / first.memory.peak_kb
     scans = [p for p in plans if p.scans]
-    c1, c2 = first.candidates, last.candidates
+    built = any(p.statement == INDEX_BUILD for p in plans)
+    c1, c2 = first.lookups, last.lookups
+    m1, m2 = first.memory, last.memory
     big, small = f"{last.database.size:,}", f"{first.database.size:,}"
     per_day = last.database.size / RETENTION.days
+    agreed = (
+        f"the steps found the same stories as `_similar` in all {c2.decisions:,} lookups"
+        if c2.agree == c2.decisions and c1.agree == c1.decisions
+        else f"the steps found other stories than `_similar` in {c1.decisions - c1.agree:,} and "
+        f"{c2.decisions - c2.agree:,} lookups: they no longer mirror it"
+    )
     parts = [
         f"At {big} stored items the median decision takes {_us(last.total.median)} µs, "
         f"{'under' if met['median'] else 'over'} the {TARGET_MEDIAN_US:,.0f} µs target, against "
         f"{_us(first.total.median)} µs at {small}: {ratio:,.1f}× ({'within' if met['ratio'] else 'beyond'} "
         f"the {TARGET_RATIO:g}× allowed; {min(ratios):,.1f}–{max(ratios):,.1f}× round by round).",
-        f"Peak RSS of a fresh process deciding the stream is {_mb(last.memory.peak_kb)} against "
-        f"{_mb(first.memory.peak_kb)} ({rss:.2f}×, {'flat' if met['memory'] else 'not flat'} within "
-        f"{FLAT_RSS:g}×; deciding grew it by {last.memory.growth_kb / 1024:+,.1f} MB against "
-        f"{first.memory.growth_kb / 1024:+,.1f} MB); the same process, committing each decision, "
-        f"took a median {_us(last.memory.committed.median)} µs per decision at {big}.",
+        f"Peak RSS of a fresh process deciding the stream is {_mb(m2.peak_kb)} against "
+        f"{_mb(m1.peak_kb)} ({rss:.2f}×, {'flat' if met['memory'] else 'not flat'} within "
+        f"{FLAT_RSS:g}×): building the in-memory token index grew it by {m2.index_kb / 1024:+,.1f} MB "
+        f"against {m1.index_kb / 1024:+,.1f} MB, opening the database and deciding by "
+        f"{m2.deciding_kb / 1024:+,.1f} MB against {m1.deciding_kb / 1024:+,.1f} MB; the same process, "
+        f"committing each decision, took a median {_us(m2.committed.median)} µs per decision at {big}.",
         (
             f"No statement of a decision scans a table ({len(plans)} distinct statements explained): "
-            "every lookup is an index SEARCH."
+            "every lookup is an index SEARCH"
+            + (
+                f"; the one whole read is the index build, `{INDEX_BUILD}`, once per process."
+                if built
+                else "."
+            )
             if not scans
             else f"{len(scans)} statement(s) scan a table: " + "; ".join(p.statement for p in scans) + "."
         ),
         f"The item lookups (`known` + `triage`) grow {last.lookup / first.lookup:,.1f}×, as index "
-        f"lookups do; `record_poll` grows {last.record / first.record:,.1f}×, and that is the story "
-        "lookup. Read in full, its token query would read every story_tokens row of each of the "
-        f"item's tokens published within ±{WINDOW.total_seconds() / 3600:.0f} h: {big} items over "
-        f"{RETENTION.days} days is {per_day:,.0f} items a day and {last.database.token_items:,} items "
-        f"in the token index, and that query reads a median {c2.rows.median:,.0f} rows of "
-        f"{c2.items.median:,.0f} items sharing a token ({c1.rows.median:,.0f} and "
-        f"{c1.items.median:,.0f} at {small}); run alone it takes {_us(c2.filtered_us)} µs, and summing "
-        f"in Python and fetching each item by id would take {_us(c2.query_us)} µs + "
-        f"{_us(c2.fetch_us)} µs. Past 1,000 rows the store reads only the rows of the item's rarest "
-        "tokens (at most 100) and sums exactly what those candidates share (`Store._similar`), which "
-        "is why `record_poll` grows as little as it does.",
+        f"lookups do; `record_poll` grows {last.record / first.record:,.1f}×, and the story lookup "
+        f"(`Store._similar`) takes a median {_us(c2.similar_us)} µs of it at {big} against "
+        f"{_us(c1.similar_us)} µs at {small}. {big} items over {RETENTION.days} days is "
+        f"{per_day:,.0f} items a day, {last.database.token_items:,} of them with a fingerprint "
+        f"({last.database.postings:,} postings in the index), and an item's tokens have a median "
+        f"{c2.postings.median:,.0f} postings ({c1.postings.median:,.0f} at {small}). Up to "
+        f"{LOOKUP_ROWS:,} postings the lookup sums in memory what every item sharing a token shares "
+        f"and reads the fingerprint rows of those sharing ≥ {MIN_SHARED:g}, by id, to keep the ones "
+        f"published within ±{WINDOW.total_seconds() / 3600:.0f} h; past that ({c2.narrowed:,} of "
+        f"{c2.decisions:,} sampled lookups at {big}, {c1.narrowed:,} of {c1.decisions:,} at {small}) it "
+        f"walks only the postings of the item's rarest tokens (up to {PROBE_ROWS:,} after the first), "
+        "reads those candidates' packed tokens from story_fingerprints by id and sums exactly what "
+        f"they share. At {big} that is a median {c2.walked.median:,.0f} postings walked, "
+        f"{c2.candidates.median:,.0f} candidates, {c2.rows.median:,.0f} fingerprint rows read and "
+        f"{c2.plausible.median:,.0f} sharing ≥ {MIN_SHARED:g}, read from items by id; {agreed}. "
+        f"Building the index, once per process, took {m2.index_ms:,.0f} ms and holds "
+        f"{c2.index_bytes / 2**20:,.1f} MB at {big}.",
     ]
+    edited, new = last.by_kind.get("edited"), last.by_kind.get("new")
+    if edited and new and edited > 2 * new:
+        parts.append(
+            f"An edited item costs {_us(edited)} µs at {big} against {_us(new)} µs for a new one: "
+            "`TokenIndex.remove` takes the item's old tokens out of their postings by a linear "
+            "search of each list."
+        )
     copies = last.outcomes.get("copy", Counter())
     if copies.total():
         parts.append(
@@ -1326,18 +1516,21 @@ def section(
         f"{FEEDS} feeds, items first seen evenly over {RETENTION.days} days, titles and two- or "
         "three-sentence summaries from word pools with long-tail names and numbers, story links, "
         "stories of one or several items, a few matched items with their sent alerts, tombstones, "
-        "and `story_tokens` rows (the real `fingerprint()`) for items published in the last "
+        "and a `story_fingerprints` row (the real `fingerprint()`'s tokens, packed) for each item "
+        "published in the last "
         f"{TOKEN_HORIZON.total_seconds() / 3600:.0f} h, as `prune` leaves them. No ANALYZE (the store "
         f"never runs it). The largest: {last.stories:,} stories, {last.matched:,} matched items, "
         f"{last.tombstones:,} tombstones. Text statistics: {text}.",
         f"- Stream: {len(decisions):,} incoming items, the same at every size ({mix}), published in "
         "the 6 hours before the clock. Timed per item: `Store.known` + `triage` + `Store.record_poll` "
         "(storage, story lookup, `plan_alerts` with 3 watchlists); `prepare` (matching, fingerprint) "
-        "done beforehand. Each decision is rolled back, so all see the same database; "
+        "done beforehand. Each decision is rolled back (and its postings taken out of the in-memory "
+        "token index again), so all see the same database; "
         f"{rounds} interleaved rounds after {WARMUP} warm-up decisions per size. CPU/wall of the timed "
         "runs: " + ", ".join(f"{r.cpu_share:.0%}" for r in rows) + ".",
-        "- Committed decisions and peak RSS: a fresh `python` per size opens the database and decides "
-        "the same stream, committing each item as the daemon does (the database grows by the stream: "
+        "- Committed decisions and peak RSS: a fresh `python` per size opens the database, builds the "
+        "token index and decides the same stream, committing each item as the daemon does (the "
+        "database grows by the stream: "
         + ", ".join(f"{r.database.size:,} → {r.memory.items_after:,}" for r in rows)
         + "; at the smallest size the stream more than doubles the database and its token index, so "
         "its committed median is no baseline). Peak RSS is the process's VmHWM: its `ru_maxrss` ("
@@ -1346,10 +1539,16 @@ def section(
         "",
         table(rows),
         "",
-        f"Where the story lookup's time goes (every {every}th decision that stores an item; "
-        "`_join_story`'s token query run alone, read-only, in a transaction):",
+        f"Where the story lookup's time goes (every {every}th decision that runs it; `Store._similar` "
+        "run alone on a fresh store of the database as built, read-only, in a transaction, and beside "
+        "it the same steps one by one: walking the in-memory index, reading story_fingerprints rows "
+        "by id, reading items by id; medians):",
         "",
         lookup_table(rows),
+        "",
+        "Building the in-memory token index (`Store._token_index()`, once per process; timed in the "
+        "fresh process before its first decision; the memory it holds by tracemalloc, which does not "
+        "see SQLite's page cache, where the rows read stay): " + build_line(rows) + ".",
         "",
         "By kind of incoming item (median µs per decision, and where the items went):",
         "",
@@ -1411,7 +1610,7 @@ def run(
         database = build_database(workdir / f"state-{size}.db", size, seed, jobs, say)
         say(
             f"  {size:,} items in {database.build_seconds:.1f} s, {database.file_bytes / 2**20:,.0f} MB, "
-            f"{database.token_items:,} items ({database.token_rows:,} rows) in the token index"
+            f"{database.token_items:,} items ({database.postings:,} postings) in story_fingerprints"
         )
         databases.append(database)
     decisions = decision_stream(count, seed)
@@ -1419,8 +1618,8 @@ def run(
     sessions = measure(databases, decisions, rounds, say)
     for session in sessions:
         session.close()
-    say("candidates of the story lookup ...")
-    found = [candidates(d, decisions, every) for d in databases]
+    say("the story lookup, step by step ...")
+    found = [lookups(d, decisions, every) for d in databases]
     say("query plans ...")
     plans = query_plans(databases[-1], decisions)
     for plan in plans:
@@ -1446,7 +1645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4, help="interleaved timing rounds (default 4)")
     parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, 300 decisions")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="generating processes")
-    parser.add_argument("--every", type=int, default=10, help="candidates counted on every n-th decision")
+    parser.add_argument("--every", type=int, default=10, help="story lookup analysed on every n-th decision")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument(
         "--workdir", type=Path, help="where the temporary directory goes (default: system temp)"
@@ -1474,6 +1673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(table(rows))
     say("")
     say(lookup_table(rows))
+    say("index build: " + build_line(rows))
     say("")
     say(kinds_table(rows))
     say("")

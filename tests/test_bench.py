@@ -52,7 +52,7 @@ def test_the_benchmark_runs_end_to_end_and_keeps_one_section(tmp_path: Path) -> 
 # the query plans it checks and the report it writes. No timing is asserted.
 
 import sqlite3  # noqa: E402
-from datetime import timedelta  # noqa: E402
+from datetime import datetime, timedelta  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -61,6 +61,8 @@ from monitor.dedup import content_hash  # noqa: E402
 from monitor.pipeline import story_key  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from monitor.store.migrations import MIGRATIONS  # noqa: E402
+from monitor.store.story_index import TokenIndex, pack_tokens  # noqa: E402
+from monitor.stories import fingerprint as story_fingerprint  # noqa: E402
 from monitor.types import Item  # noqa: E402
 
 
@@ -85,14 +87,27 @@ def test_story_databases_hold_what_a_steady_state_store_holds(
     fresh.close()
     assert count("SELECT COUNT(*) FROM items").fetchone()[0] == large.size
     assert count("SELECT COUNT(DISTINCT feed) FROM items").fetchone()[0] > 150
-    # Items are spread over the retention period; token rows exist only for recent items.
+    # Items are spread over the retention period; fingerprint rows exist only for recent items,
+    # one per item, as the store writes them.
     oldest, newest = count("SELECT MIN(first_seen), MAX(first_seen) FROM items").fetchone()
     assert oldest < stories._iso(stories.NOW - stories.RETENTION + timedelta(days=1))
     assert newest <= stories._iso(stories.NOW)
     horizon = stories.NOW - stories.TOKEN_HORIZON
-    assert count("SELECT MIN(published) FROM story_tokens").fetchone()[0] >= int(horizon.timestamp())
+    assert count("SELECT MIN(published) FROM story_fingerprints").fetchone()[0] >= int(horizon.timestamp())
     recent = count("SELECT COUNT(*) FROM items WHERE published >= ?", [stories._iso(horizon)]).fetchone()[0]
     assert large.token_items == recent > 0
+    assert count("SELECT COUNT(*) FROM story_fingerprints").fetchone()[0] == large.token_items
+    assert large.postings > 10 * large.token_items
+    fingerprinted = count(
+        "SELECT f.published, f.tokens, i.title, i.summary, i.published, i.token_weight"
+        " FROM story_fingerprints f JOIN items i ON i.id = f.item_id LIMIT 100"
+    ).fetchall()
+    assert sum(len(row[1]) for row in count("SELECT item_id, tokens FROM story_fingerprints")) == (
+        8 * large.postings
+    )
+    for stamp, blob, title, summary, published, weight in fingerprinted:
+        fp = story_fingerprint(title, summary, datetime.fromisoformat(published))
+        assert (stamp, blob, weight) == (int(fp.published.timestamp()), pack_tokens(fp.tokens), fp.weight)
     # Every item is in a story; most stories have one item, some several.
     orphans = "SELECT COUNT(*) FROM items WHERE story_id NOT IN (SELECT id FROM stories)"
     assert count(orphans).fetchone()[0] == 0
@@ -134,19 +149,67 @@ def test_the_decision_stream_is_the_same_at_every_size_and_has_the_mix() -> None
             assert decision.item.feed != original.feed
 
 
-def test_no_statement_of_a_decision_scans_a_table(story_databases: list[stories.Database]) -> None:
+def test_no_statement_of_a_decision_scans_a_table(
+    story_databases: list[stories.Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
     plans = stories.query_plans(story_databases[-1], stories.decision_stream(200))
     assert len(plans) > 15
     assert [p.statement for p in plans if p.scans] == []
     for label, plan in stories.named(plans).items():
         assert plan is not None, label
         assert any(d.startswith("SEARCH") for d in plan.details), (label, plan.details)
+    for label in ("fingerprints by id (`_similar`)", "items by id (`_similar`)"):
+        assert "USING INTEGER PRIMARY KEY" in stories.named(plans)[label].details[0]  # type: ignore[union-attr]
+    # The one whole read allowed is the index build, once per process; it is a scan.
+    build = [p for p in plans if p.statement == stories.INDEX_BUILD]
+    assert len(build) == 1
+    assert build[0].details == ("SCAN story_fingerprints",)
+    # The narrowed form (past LOOKUP_ROWS postings, which this small database never reaches)
+    # reads the candidates' fingerprints by id too.
+    monkeypatch.setattr("monitor.store.sqlite.LOOKUP_ROWS", 0)
+    narrowed = stories.query_plans(story_databases[-1], stories.decision_stream(40))
+    assert [p.statement for p in narrowed if p.scans] == []
+    read = [
+        p for p in narrowed if p.statement.startswith("SELECT item_id, tokens FROM story_fingerprints WHERE")
+    ]
+    assert len(read) == 1
+    assert read[0].details[0] == "SEARCH story_fingerprints USING INTEGER PRIMARY KEY (rowid=?)"
     # The check is not vacuous: a lookup by an unindexed column is a full scan, and is caught.
     conn = sqlite3.connect(story_databases[-1].path)
     query = "EXPLAIN QUERY PLAN SELECT id FROM items WHERE title = 'x'"
     details = tuple(row[3] for row in conn.execute(query))
     conn.close()
     assert stories.Plan("SELECT id FROM items WHERE title = ?", details).scans
+
+
+def _postings(index: TokenIndex) -> dict[int, list[int]]:
+    return {token: sorted(items) for token, items in index._items.items()}
+
+
+def test_a_rolled_back_decision_leaves_the_token_index_as_it_was(
+    story_databases: list[stories.Database],
+) -> None:
+    """The benchmark's own ROLLBACK does not reach the store's in-memory index: it undoes the
+    decision there too, so every timed decision sees the index the database holds."""
+    store = Store.open(story_databases[-1].path)
+    try:
+        built = _postings(store._token_index())
+        plan = stories.planner()
+        decisions = stories.decision_stream(200)
+        assert {"new", "copy", "link-copy", "edited"} <= {d.kind for d in decisions}
+        for decision in decisions:
+            stories.decide_rolled_back(store, decision, plan, 0)
+        assert store._index is not None
+        assert _postings(store._index) == built
+        assert _postings(TokenIndex.load(store.db.execute(stories.INDEX_BUILD))) == built
+        # Not vacuous: rolled back without the undo, a decision leaves its postings behind.
+        new = next(d for d in decisions if d.kind == "new")
+        store.db.conn.execute("BEGIN")
+        stories.decide(store, new, plan)
+        store.db.conn.execute("ROLLBACK")
+        assert _postings(store._index) != built
+    finally:
+        store.close()
 
 
 def test_the_story_benchmark_runs_end_to_end_and_keeps_one_section(tmp_path: Path) -> None:
@@ -159,9 +222,16 @@ def test_the_story_benchmark_runs_end_to_end_and_keeps_one_section(tmp_path: Pat
         assert 0 < row.total.low <= row.total.median <= row.total.p90 <= row.total.high
         assert row.memory.peak_kb >= row.memory.setup_peak_kb > 0
         assert row.memory.items_after > row.database.size  # the fresh process committed the stream
-        assert row.candidates.decisions > 10
-        assert row.candidates.items.median <= row.candidates.rows.median
-    assert rows[1].candidates.rows.median > rows[0].candidates.rows.median
+        assert row.memory.index_ms > 0
+        lookups = row.lookups
+        assert lookups.decisions > 10
+        assert lookups.agree == lookups.decisions  # the steps timed are the store's lookup
+        assert lookups.candidates.median <= lookups.walked.median <= lookups.postings.median
+        assert lookups.plausible.median <= lookups.rows.median
+        assert lookups.index_bytes > 0
+        assert lookups.tokens > 0
+    assert rows[1].lookups.postings.median > rows[0].lookups.postings.median
+    assert rows[1].lookups.index_bytes > rows[0].lookups.index_bytes
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmarks\n\n<!-- matcher:start -->\nkept\n<!-- matcher:end -->\n")
     text = stories.section(rows, plans, decisions, 2, 5, 1.0)
@@ -171,7 +241,8 @@ def test_the_story_benchmark_runs_end_to_end_and_keeps_one_section(tmp_path: Pat
     assert written.count(stories.START_MARKER) == written.count(stories.END_MARKER) == 1
     assert "kept" in written
     assert "| 5,000 | " in written
-    assert "SEARCH story_tokens USING PRIMARY KEY" in written
+    assert "SEARCH story_fingerprints USING INTEGER PRIMARY KEY" in written
+    assert "story_tokens" not in written
 
 
 def test_the_story_benchmark_command_line(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from monitor.store.sqlite import (
     alert_from_json,
     alert_to_json,
 )
+from monitor.store.story_index import unpack_tokens
 from monitor.stories import fingerprint, group, score_pairs
 from monitor.types import (
     Alert,
@@ -272,7 +273,7 @@ def test_open_creates_directory_and_migrates(tmp_path):
             "outbox",
             "meta",
             "stories",
-            "story_tokens",
+            "story_fingerprints",
             "story_alerts",
             "tombstones",
         } <= tables
@@ -310,6 +311,49 @@ def test_reopening_is_idempotent_and_keeps_data(tmp_path):
         assert count(s, "stories") == 2
         assert s.get_meta("k") == "v"
         assert s.validators("wire") == Validators('"v1"', "Sat, 20 Jan 2024 11:00:00 GMT")
+        s.close()
+
+
+def test_migration_6_packs_each_items_token_rows_into_one(tmp_path):
+    """A database of schema 5 kept a row per (token, item); opened, each item's tokens become
+    one packed row, and a copy arriving afterwards still finds its story."""
+    path = tmp_path / "m.db"
+    s = Store.open(path)
+    record(s, incoming(text_item("a", SARAVAN)), incoming(text_item("b", WANG_YI)))
+    fingerprints = "SELECT item_id, published, tokens FROM story_fingerprints"
+    expected = {
+        item_id: (published, unpack_tokens(blob)) for item_id, published, blob in s.db.execute(fingerprints)
+    }
+    s.close()
+    with sqlite3.connect(path) as conn:  # back to schema 5, as it stored them
+        conn.execute(
+            "CREATE TABLE story_tokens (token INTEGER NOT NULL, published INTEGER NOT NULL,"
+            " item_id INTEGER NOT NULL, weight REAL NOT NULL, PRIMARY KEY (token, published, item_id))"
+            " WITHOUT ROWID"
+        )
+        conn.executemany(
+            "INSERT INTO story_tokens VALUES (?, ?, ?, 1.0)",
+            [
+                (token, published, item_id)
+                for item_id, (published, tokens) in expected.items()
+                for token in tokens
+            ],
+        )
+        conn.execute("DROP TABLE story_fingerprints")
+        conn.execute("PRAGMA user_version = 5")
+    conn.close()
+
+    s = Store.open(path)
+    try:
+        assert s.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        migrated = {
+            item: (published, unpack_tokens(blob)) for item, published, blob in s.db.execute(fingerprints)
+        }
+        assert migrated == expected
+        assert not s.db.execute("SELECT name FROM sqlite_master WHERE name = 'story_tokens'").fetchall()
+        record(s, incoming(text_item("c", SARAVAN_REWRITE, feed="dawn")))
+        assert story_of(s, "dawn", "c") == story_of(s, "wire", "a")
+    finally:
         s.close()
 
 
@@ -382,9 +426,41 @@ def test_record_poll_is_atomic_when_a_write_fails(store, monkeypatch):
     assert count(store, "outbox") == 1
     assert count(store, "stories") == 1
     assert count(store, "story_alerts") == 1
-    assert store.db.execute("SELECT COUNT(DISTINCT item_id) FROM story_tokens").fetchone()[0] == 1
+    assert count(store, "story_fingerprints") == 1
     assert store.validators("wire").etag == '"v1"'
     assert store.feeds()[0].last_polled_at == NOW
+
+
+def test_a_rolled_back_item_is_forgotten_by_the_story_lookup(store, monkeypatch):
+    """A poll rolled back leaves nothing in the lookup's index: not even under its row id, which
+    SQLite gives to the next item stored, so a copy of the lost item is not put in that one's story."""
+    record(store, incoming(text_item("a", WANG_YI)))
+
+    def broken(alert: Alert) -> str:
+        raise RuntimeError("disk on fire")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sqlite_module, "alert_to_json", broken)
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            record(store, incoming(text_item("lost", SARAVAN), "envoys"))
+    record(store, incoming(text_item("floods", FLOODS)))
+    record(store, incoming(text_item("copy", SARAVAN_REWRITE, feed="dawn")))
+    assert len({story_of(store, "wire", "floods"), story_of(store, "dawn", "copy")}) == 2
+
+
+def test_the_story_lookup_sees_what_another_connection_stored(tmp_path):
+    """Another process's commits (a `monitor` command beside the daemon) reach the lookup's
+    in-memory index: it is built again when the database changed under it."""
+    path = tmp_path / "m.db"
+    first, second = Store.open(path), Store.open(path)
+    try:
+        record(first, incoming(text_item("a", WANG_YI)))  # the index is built
+        record(second, incoming(text_item("b", SARAVAN, feed="dawn")))
+        record(first, incoming(text_item("c", SARAVAN_REWRITE, feed="bbc")))
+        assert story_of(first, "bbc", "c") == story_of(first, "dawn", "b")
+    finally:
+        first.close()
+        second.close()
 
 
 def test_constraint_violation_rolls_back_and_raises_store_error(store):
@@ -704,9 +780,10 @@ def test_the_rare_token_lookup_pairs_the_labelled_stories_as_the_full_one_does(t
     assert narrowed == full
 
 
-def test_a_busy_window_reads_only_the_rare_tokens_rows(store, monkeypatch):
-    """Past LOOKUP_ROWS token rows, a lookup probes only the rarest tokens, up to PROBE_ROWS
-    rows; an item sharing them is still found, with its exact shared weight."""
+def test_a_busy_window_reads_only_the_rare_tokens_candidates(store, monkeypatch):
+    """Past LOOKUP_ROWS index rows, a lookup probes only the rarest tokens, up to PROBE_ROWS
+    rows, and reads the stored tokens of those candidates alone; an item sharing them is still
+    found, with its exact shared weight."""
     monkeypatch.setattr(sqlite_module, "LOOKUP_ROWS", 50)
     monkeypatch.setattr(sqlite_module, "PROBE_ROWS", 10)
     common = "Envoys discussed trade, water, grain, shipping, tariffs, railways, pipelines and visas."
@@ -715,18 +792,22 @@ def test_a_busy_window_reads_only_the_rare_tokens_rows(store, monkeypatch):
         record(store, incoming(filler), now=NOW + timedelta(seconds=n))
     copy_of = text_item("orig", SARAVAN, "dawn")
     record(store, incoming(copy_of), now=NOW + timedelta(minutes=5))
-    statements: list[str] = []
-    store.db.conn.set_trace_callback(statements.append)
-    try:
-        title, summary = SARAVAN_REWRITE
-        copy = text_item("copy", (title, f"{common} {summary}"), "bbc")
-        record(store, incoming(copy), now=NOW + timedelta(minutes=6))
-    finally:
-        store.db.conn.set_trace_callback(None)
+    read: list[bytes] = []
+
+    def unpack(blob: bytes) -> tuple[int, ...]:
+        read.append(blob)
+        return unpack_tokens(blob)
+
+    monkeypatch.setattr(sqlite_module, "unpack_tokens", unpack)
+    title, summary = SARAVAN_REWRITE
+    copy = text_item("copy", (title, f"{common} {summary}"), "bbc")
+    record(store, incoming(copy), now=NOW + timedelta(minutes=6))
     assert story_of(store, "bbc", "copy") == story_of(store, "dawn", "orig")
-    lookups = [s for s in statements if "story_tokens" in s and "SUM(weight)" in s]
-    assert lookups
-    assert all("AND item_id IN (SELECT item_id FROM story_tokens" in s for s in lookups)
+    (orig_tokens,) = store.db.execute(
+        "SELECT tokens FROM story_fingerprints f JOIN items i ON i.id = f.item_id WHERE i.key = 'orig'"
+    ).fetchone()
+    assert orig_tokens in read
+    assert len(read) <= 10  # of the 41 items sharing the common words
 
 
 # Corroboration: min_sources
@@ -786,7 +867,7 @@ def test_prune_deletes_old_items_and_keeps_tombstones_and_pending_alerts(store):
     sent(store, "old-sent-envoys-team", old + timedelta(minutes=1))
     fresh = make_item("fresh", published=NOW - timedelta(hours=1))
     record(store, incoming(fresh, "envoys"))
-    tokens_before = count(store, "story_tokens")
+    fingerprints_before = count(store, "story_fingerprints")
 
     report = store.prune(NOW, RETENTION, WINDOW)
     assert (report.items, report.stories, report.alerts, report.tombstones) == (2, 2, 1, 0)
@@ -794,10 +875,10 @@ def test_prune_deletes_old_items_and_keeps_tombstones_and_pending_alerts(store):
     assert count(store, "matches") == 1
     assert count(store, "stories") == 1
     assert count(store, "story_alerts") == 1
-    assert store.db.execute("SELECT DISTINCT item_id FROM story_tokens").fetchall() == [
+    assert store.db.execute("SELECT item_id FROM story_fingerprints").fetchall() == [
         (store.db.execute("SELECT id FROM items").fetchone()[0],)
     ]
-    assert count(store, "story_tokens") < tokens_before
+    assert count(store, "story_fingerprints") < fingerprints_before
     # The sent alert is gone, the pending one is still owed.
     assert [a.id for a in store.due_alerts(None, ["team"])] == [
         "old-pending-envoys-team",
@@ -828,7 +909,7 @@ def test_prune_deletes_old_items_and_keeps_tombstones_and_pending_alerts(store):
     assert known.tombstoned == {"old-sent", "fresh"}
     assert known.feed_fingerprints == {"fp-old-sent", "fp-fresh"}
     assert count(store, "items") == 0
-    assert count(store, "story_tokens") == 0
+    assert count(store, "story_fingerprints") == 0
     assert {a.id for a in store.due_alerts(None, ["team"])} == {
         "old-pending-envoys-team",
         "fresh-envoys-team",
@@ -866,7 +947,7 @@ def test_prune_drops_token_rows_two_windows_after_publication(store):
     assert report.items == 0
     assert report.tokens > 0
     assert count(store, "items") == 2
-    assert [r[0] for r in store.db.execute("SELECT DISTINCT item_id FROM story_tokens")] == [ids["recent"]]
+    assert [r[0] for r in store.db.execute("SELECT item_id FROM story_fingerprints")] == [ids["recent"]]
 
 
 # Outbox

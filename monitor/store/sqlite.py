@@ -19,6 +19,7 @@ from monitor.errors import StoreError
 from monitor.schedule import retry_at
 from monitor.store.faults import storage_error
 from monitor.store.migrations import MIGRATIONS
+from monitor.store.story_index import PackTokens, TokenIndex, pack_tokens, unpack_tokens
 from monitor.stories import MIN_SHARED, Fingerprint, same_story
 from monitor.types import (
     Alert,
@@ -134,7 +135,7 @@ class PruneReport:
     def summary(self) -> str:
         return (
             f"pruned {self.items} items, {self.stories} stories, {self.alerts} delivered alerts, "
-            f"{self.tokens} story index rows and {self.tombstones} expired tombstones"
+            f"{self.tokens} items' story tokens and {self.tombstones} expired tombstones"
         )
 
 
@@ -153,6 +154,10 @@ PROBE_ROWS = 100
 # The page cache, in KiB: the recent part of the token index fits in it at a few thousand feeds.
 CACHE_KIB = 32 * 1024
 CHECKPOINT_PAGES = 16384  # 64 MiB of write-ahead log
+# The stored fingerprints of some items (a JSON list of ids), published within a window.
+_WINDOWED_FINGERPRINTS = (
+    "FROM story_fingerprints WHERE item_id IN (SELECT value FROM json_each(?)) AND published BETWEEN ? AND ?"
+)
 
 
 class Store:
@@ -161,10 +166,11 @@ class Store:
     def __init__(self, db: sqlite_utils.Database, path: Path | None) -> None:
         self.db = db
         self.path = path
-        # How many stored items carry each story token: read once, then kept up by this
-        # process's own inserts, and read again after pruning. It only estimates what a story
-        # lookup would read (see `_similar`); another process's writes make it a little stale.
-        self._token_counts: dict[int, int] | None = None
+        # The story lookup's inverted index (see `_similar`): built from `story_fingerprints` when
+        # first needed, kept up by this connection's writes, and built again after a rollback, a
+        # prune, or a commit by another connection (SQLite's data_version tells).
+        self._index: TokenIndex | None = None
+        self._index_version = 0
 
     @classmethod
     def open(cls, path: Path | str) -> Store:
@@ -184,12 +190,15 @@ class Store:
         conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(str(path), timeout=10)
+            # For migration 6 (typeshed wants an aggregate to return an int; SQLite takes any value).
+            conn.create_aggregate("pack_tokens", 1, PackTokens)  # type: ignore[arg-type]
             db = sqlite_utils.Database(conn)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA synchronous = NORMAL")  # durable at each checkpoint; safe with WAL
-            # A feed's items touch story-token pages all over their index: with SQLite's default
-            # 2 MB cache a cold cycle re-read and re-wrote the same pages millions of times.
+            # A feed's items touch index pages all over the items table (by feed and key, by
+            # fingerprint, by story link): with SQLite's default 2 MB cache a cold cycle re-read
+            # and re-wrote the same pages many times over.
             db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             # ... and with SQLite's default a checkpoint copied them back into the database after
             # nearly every feed: pages written by many feeds in a row are copied once instead.
@@ -227,8 +236,11 @@ class Store:
         try:
             with self.db.atomic():
                 yield
-        except sqlite3.DatabaseError as e:  # OperationalError, IntegrityError, a damaged file...
-            raise storage_error(self.path or ":memory:", e, doing, rolled_back=True) from e
+        except BaseException as e:
+            self._index = None  # it may hold what was rolled back: built again when next needed
+            if isinstance(e, sqlite3.DatabaseError):  # OperationalError, IntegrityError, damage...
+                raise storage_error(self.path or ":memory:", e, doing, rolled_back=True) from e
+            raise
 
     def check_writable(self, now: datetime) -> None:
         """Commit one small write, as the daemon's own writes do, or raise the StoreError that
@@ -440,7 +452,12 @@ class Store:
             del values["first_seen"], values["feed"], values["key"]
             assignments = ", ".join(f"{c} = :{c}" for c in values)
             self.db.execute(f"UPDATE items SET {assignments} WHERE id = :id", {**values, "id": item_id})  # noqa: S608
-            self.db.execute("DELETE FROM story_tokens WHERE item_id = ?", [item_id])
+            old = self.db.execute(
+                "SELECT tokens FROM story_fingerprints WHERE item_id = ?", [item_id]
+            ).fetchone()
+            if old is not None:
+                self._token_index().remove(item_id, unpack_tokens(old[0]))
+                self.db.execute("DELETE FROM story_fingerprints WHERE item_id = ?", [item_id])
             matched_before = {
                 w for (w,) in self.db.execute("SELECT watchlist FROM matches WHERE item_id = ?", [item_id])
             }
@@ -473,11 +490,7 @@ class Store:
         published = int(fp.published.timestamp())
         span = int(window.total_seconds())
         if fp.weight >= MIN_SHARED:  # a lighter item cannot share enough with any other
-            stories.update(
-                story
-                for shared, weight, story in self._similar(item_id, fp, published - span, published + span)
-                if same_story(shared, fp.weight, weight)
-            )
+            stories.update(self._similar(item_id, fp, published - span, published + span))
         if not stories:
             cursor = self.db.execute("INSERT INTO stories (first_seen) VALUES (?)", [stamp])
             assert cursor.lastrowid is not None
@@ -486,62 +499,73 @@ class Store:
         for merged in stories - {target}:
             self._merge_stories(merged, target)
         self.db.execute("UPDATE items SET story_id = ? WHERE id = ?", [target, item_id])
-        self.db.conn.executemany(
-            "INSERT OR REPLACE INTO story_tokens (token, published, item_id, weight) VALUES (?, ?, ?, ?)",
-            [(token, published, item_id, weight) for token, weight in fp.tokens.items()],
+        self.db.execute(
+            "INSERT OR REPLACE INTO story_fingerprints (item_id, published, tokens) VALUES (?, ?, ?)",
+            [item_id, published, pack_tokens(fp.tokens)],
         )
-        counts = self._story_token_counts()
-        for token in fp.tokens:
-            counts[token] = counts.get(token, 0) + 1
+        self._token_index().add(item_id, fp.tokens)
         return target
 
-    def _similar(self, item_id: int, fp: Fingerprint, start: int, end: int) -> list[tuple[float, float, int]]:
-        """(shared weight, weight, story) of the items published between `start` and `end` that
-        share at least MIN_SHARED with `fp`.
+    def _similar(self, item_id: int, fp: Fingerprint, start: int, end: int) -> set[int]:
+        """The stories of the items published between `start` and `end` that are the same story
+        as `fp` (`same_story`).
 
-        Every item sharing a token is summed when the token rows to read are few (LOOKUP_ROWS).
-        Past that, which a busy window reaches, the lookup would read a growing share of the
-        window for every item: instead the candidates are the items that share one of its
-        rarest tokens (names and numbers, which a copy keeps), as many of those as PROBE_ROWS
-        rows allow, and only their shared tokens are summed. The sums are exact; a copy that
-        shares none of the rarest tokens is missed.
+        When the index rows of the item's tokens are few (LOOKUP_ROWS), every item sharing a
+        token is summed from the index. Past that, which a busy window reaches, the lookup would
+        read a growing share of the window for every item: instead the candidates are the items
+        that share one of its rarest tokens (names and numbers, which a copy keeps), as many of
+        those as PROBE_ROWS rows allow, and their stored tokens are read to sum what they share.
+        The sums are exact either way; a copy that shares none of the rarest tokens is missed.
+        A token weighs the same in every item (see `monitor.stories`), so the item's own weights
+        are summed.
         """
-        counts = self._story_token_counts()
-        # Summed and filtered inside SQLite: only items sharing MIN_SHARED come back.
-        candidates = "published BETWEEN :start AND :end AND item_id != :item"
-        probe: list[int] = []
-        if sum(counts.get(token, 0) for token in fp.tokens) > LOOKUP_ROWS:
-            rows = 0
-            for token in sorted(fp.tokens, key=lambda token: (counts.get(token, 0), token)):
-                rows += counts.get(token, 0)
-                if probe and rows > PROBE_ROWS:
+        index = self._token_index()
+        tokens = fp.tokens
+        by_rarity = sorted((index.count(token), token) for token in tokens)
+        shared: dict[int, float] = {}
+        if sum(count for count, _ in by_rarity) <= LOOKUP_ROWS:
+            for token, weight in tokens.items():
+                for other in index.items(token):
+                    shared[other] = shared.get(other, 0.0) + weight
+            rows = self.db.execute(
+                f"SELECT item_id {_WINDOWED_FINGERPRINTS}",
+                [json.dumps([other for other, weight in shared.items() if weight >= MIN_SHARED]), start, end],
+            )
+            near = {other: shared[other] for (other,) in rows}
+        else:
+            rows_read = 0
+            for probed, (count, token) in enumerate(by_rarity):
+                rows_read += count
+                if probed and rows_read > PROBE_ROWS:
                     break
-                probe.append(token)
-            candidates = (
-                "item_id IN (SELECT item_id FROM story_tokens WHERE token IN"  # noqa: S608 (fixed text)
-                f" (SELECT value FROM json_each(:probe)) AND {candidates})"
+                shared.update(dict.fromkeys(index.items(token), 0.0))
+            near = {}
+            own, weigh = set(tokens), tokens.__getitem__
+            for other, blob in self.db.execute(
+                f"SELECT item_id, tokens {_WINDOWED_FINGERPRINTS}",
+                [json.dumps(list(shared)), start, end],
+            ):
+                weight = sum(map(weigh, own.intersection(unpack_tokens(blob))))
+                if weight >= MIN_SHARED:
+                    near[other] = weight
+        near.pop(item_id, None)
+        if not near:
+            return set()
+        return {
+            story
+            for other, weight, story in self.db.execute(
+                "SELECT id, token_weight, story_id FROM items WHERE id IN (SELECT value FROM json_each(?))",
+                [json.dumps(list(near))],
             )
-        statement = (
-            "SELECT g.shared, i.token_weight, i.story_id FROM (SELECT item_id, SUM(weight) AS shared"  # noqa: S608
-            f" FROM story_tokens WHERE token IN (SELECT value FROM json_each(:tokens)) AND {candidates}"
-            " GROUP BY item_id HAVING SUM(weight) >= :least) g JOIN items i ON i.id = g.item_id"
-        )
-        parameters = {
-            "tokens": json.dumps(list(fp.tokens)),
-            "probe": json.dumps(probe),
-            "start": start,
-            "end": end,
-            "item": item_id,
-            "least": MIN_SHARED,
+            if same_story(near[other], fp.weight, weight)
         }
-        return [(shared, weight, story) for shared, weight, story in self.db.execute(statement, parameters)]
 
-    def _story_token_counts(self) -> dict[int, int]:
-        if self._token_counts is None:
-            self._token_counts = dict(
-                self.db.execute("SELECT token, COUNT(*) FROM story_tokens GROUP BY token")
-            )
-        return self._token_counts
+    def _token_index(self) -> TokenIndex:
+        version = self.db.execute("PRAGMA data_version").fetchone()[0]
+        if self._index is None or version != self._index_version:
+            self._index = TokenIndex.load(self.db.execute("SELECT item_id, tokens FROM story_fingerprints"))
+            self._index_version = version
+        return self._index
 
     def _merge_stories(self, merged: int, target: int) -> None:
         self.db.execute("UPDATE items SET story_id = ? WHERE story_id = ?", [target, merged])
@@ -724,7 +748,7 @@ class Store:
                 [stamp, cutoff],
             )
             self.db.execute(
-                "DELETE FROM story_tokens WHERE item_id IN (SELECT id FROM items WHERE first_seen < ?)",
+                "DELETE FROM story_fingerprints WHERE item_id IN (SELECT id FROM items WHERE first_seen < ?)",
                 [cutoff],
             )
             items = self.db.execute("DELETE FROM items WHERE first_seen < ?", [cutoff]).rowcount
@@ -740,11 +764,11 @@ class Store:
                 "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", [cutoff]
             ).rowcount
             tokens = self.db.execute(
-                "DELETE FROM story_tokens WHERE published < ?",
+                "DELETE FROM story_fingerprints WHERE published < ?",
                 [int((now - 2 * window).timestamp())],
             ).rowcount
             tombstones = self.db.execute("DELETE FROM tombstones WHERE seen_at < ?", [cutoff]).rowcount
-        self._token_counts = None  # counted again, without the pruned rows, when next needed
+        self._index = None  # built again, without the pruned items, when next needed
         return PruneReport(items, stories, alerts, tokens, tombstones)
 
     def record_deliveries(
