@@ -177,6 +177,8 @@ def _distinct_keys(items: list[Item]) -> list[Item]:
     entries (a CMS bug) keeps them all. Each gets the key plus its canonical link, or plus a hash
     of its text when the links do not tell them apart; the same bytes always give the same keys.
     An entry listed twice with the same text keeps one key (the pipeline keeps one of them)."""
+    if len({item.key for item in items}) == len(items):
+        return items  # no key is shared (the usual case), so none clashes
     texts: dict[str, dict[str, set[str | None]]] = defaultdict(lambda: defaultdict(set))
     for item in items:
         texts[item.key][item.fingerprint].add(item.link and canonical_link(item.link))

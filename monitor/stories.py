@@ -8,18 +8,22 @@ the tokens they share is a large enough share of the smaller item's weight. The 
 threshold were chosen on a labelled set of story pairs (`tests/corpus/stories.jsonl`) and checked
 on a held-out one; the README reports both.
 
-Tokens are hashed to signed 64-bit integers so the store can index them as rows (see
-`monitor.store`): finding an item's candidates is an index range scan over the window, never a
-scan of history, and memory does not grow with the number of items stored.
+Tokens are hashed to signed 64-bit integers, which the store packs eight bytes apiece and indexes
+in memory for the recent window only (see `monitor.store.story_index`): finding an item's
+candidates never scans history, and the index does not grow with the number of items stored.
+A token weighs the same in every item (its kind, name or number or word, is part of it), which
+lets the store sum shared weight from the index alone.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from monitor.text import normalise
 
@@ -36,8 +40,12 @@ MIN_SHARED = 8.0
 LEDE = 400
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
-_SENTENCE_END = re.compile(r"[.!?:;\"“”‘(\[|]\s*$")
-_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
+# A word starts a sentence when the last of the three characters before it that is not a space
+# is one of these. The three groups before the word capture that mark, if there is one.
+_END = '[.!?:;"“”‘(\\[|]'
+_WORD_AFTER = re.compile(rf"(?:(?<=({_END}))|(?<=({_END})\s)|(?<=({_END})\s\s))?({_WORD.pattern})")
+# A possessive ending, dropped from a word: "'s" in either case, the long "ſ" being an "s" too.
+_POSSESSIVES = frozenset(a + s for a in "'’" for s in "sSſ")
 _NUMBER_WORDS = {
     w: str(n)
     for n, w in enumerate(
@@ -133,32 +141,60 @@ def salient_tokens(title: str, summary: str) -> dict[str, float]:
     Case), where capitals say nothing; there it counts as a name only if the text also capitalises
     it mid-sentence.
     """
-    words: list[tuple[str, bool, bool]] = []  # (word, capitalised, at a sentence start)
+    words: list[tuple[_Word, bool]] = []  # each word, and whether it is at a sentence start
     title_case = _is_title_case(title)
     for text, is_title in ((title, True), (summary, False)):
-        for m in _WORD.finditer(text):
-            word = _POSSESSIVE.sub("", m.group())
-            starts = m.start() == 0 or bool(_SENTENCE_END.search(text[max(0, m.start() - 3) : m.start()]))
-            words.append((word, word[:1].isupper(), starts or (is_title and title_case)))
-    named_mid_sentence = {normalise(w) for w, capital, start in words if capital and not start}
+        every_start = is_title and title_case
+        first = text[:1].isalnum()  # the first word starts the text ([^\W_] is str.isalnum)
+        for end, end_space, end_spaces, word in _WORD_AFTER.findall(text):
+            words.append((_word(word), every_start or first or bool(end or end_space or end_spaces)))
+            first = False
+    named_mid_sentence = {word.normal for word, start in words if word.capital and not start}
     tokens: dict[str, float] = {}
-    for word, capital, _start in words:
-        form = normalise(word).replace(" ", "")
-        if not form:
-            continue
-        number = _number(form)
-        if number is not None:
-            _add(tokens, "#" + number, NUMBER_WEIGHT)
-        elif form in _DEMONYMS or (capital and form in named_mid_sentence and form not in _NOT_NAMES):
-            name = _DEMONYMS.get(form, _name(form))
-            _add(tokens, "@" + name, WORD_WEIGHT if name in _BROAD_NAMES else PROPER_WEIGHT)
-        elif form not in _STOPWORDS and len(form) > 2 and not form.isdigit():
-            _add(tokens, _stem(form), WORD_WEIGHT)
+    for (_normal, capital, form, token, weight, name), _start in words:
+        if name is not None and capital and form in named_mid_sentence:
+            token, weight = name
+        # Weights are positive: this keeps the largest weight each token is given.
+        if token and weight > tokens.get(token, 0.0):
+            tokens[token] = weight
     return tokens
 
 
-def _add(tokens: dict[str, float], token: str, weight: float) -> None:
-    tokens[token] = max(tokens.get(token, 0.0), weight)
+class _Word(NamedTuple):
+    """What `salient_tokens` needs of a word, which depends on nothing but the word."""
+
+    normal: str  # normalised
+    capital: bool
+    form: str  # normalised, without spaces
+    token: str  # its token when it is not a name ("" for none)
+    weight: float
+    name: tuple[str, float] | None  # its token and weight as a name, when a capital makes it one
+
+
+# News repeats its words, and the work on each is the larger part of a fingerprint's cost.
+@functools.lru_cache(maxsize=1 << 13)
+def _word(word: str) -> _Word:
+    if word[-2:] in _POSSESSIVES:
+        word = word[:-2]
+    # A word of ASCII letters and digits only is its own normal form, in lower case.
+    normal = word.lower() if word.isascii() and word.isalnum() else normalise(word)
+    capital = word[:1].isupper()
+    form = normal.replace(" ", "")
+    if not form:
+        return _Word(normal, capital, form, "", WORD_WEIGHT, None)
+    number = _number(form)
+    if number is not None:
+        return _Word(normal, capital, form, "#" + number, NUMBER_WEIGHT, None)
+    if form in _DEMONYMS:
+        return _Word(normal, capital, form, *_as_name(_DEMONYMS[form]), None)
+    name = None if form in _NOT_NAMES else _as_name(_name(form))
+    if form not in _STOPWORDS and len(form) > 2 and not form.isdigit():
+        return _Word(normal, capital, form, _stem(form), WORD_WEIGHT, name)
+    return _Word(normal, capital, form, "", WORD_WEIGHT, name)
+
+
+def _as_name(name: str) -> tuple[str, float]:
+    return "@" + name, WORD_WEIGHT if name in _BROAD_NAMES else PROPER_WEIGHT
 
 
 def _is_title_case(title: str) -> bool:
@@ -186,6 +222,8 @@ def _stem(form: str) -> str:
     return form
 
 
+# Items of a poll cycle repeat most of their tokens, and each hash is pure.
+@functools.lru_cache(maxsize=1 << 13)
 def token_hash(token: str) -> int:
     """A signed 64-bit hash (SQLite's INTEGER), stable across runs and machines."""
     return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "big", signed=True)

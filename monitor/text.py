@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from html import unescape
 from html.parser import HTMLParser
 
-_SPACE = re.compile(r"\s+")
 # C0 and C1 controls other than whitespace: an ESC in a title must not reach a terminal.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _POSSESSIVE = re.compile(r"'s(?![^\W_])")  # not followed by a letter or digit ("_" is a break)
@@ -119,6 +119,17 @@ _BLOCK_TAGS = frozenset(
     ]
 )
 _SKIPPED_TAGS = frozenset({"script", "style", "template", "noscript"})
+# Tags whose content is not plain markup: skipped here, or raw text to `HTMLParser` (script and
+# style; textarea and title too in some Python versions), and the rest of the HTML raw text
+# elements, which its future versions may treat so as well.
+_APART_TAGS = _SKIPPED_TAGS | {"textarea", "title", "xmp", "iframe", "noembed", "noframes", "plaintext"}
+# A start tag (attribute values quoted, without "<" or ">" in them) or an end tag, with HTML's own
+# spaces only (`HTMLParser` versions differ in whether other Unicode spaces count).
+_PLAIN_TAG = re.compile(
+    r"<(?:([a-zA-Z][a-zA-Z0-9]*)"
+    r"""(?:[ \t\n\r\f]+[a-zA-Z_:][-a-zA-Z0-9_:.]*(?:[ \t\n\r\f]*=[ \t\n\r\f]*(?:"[^"<>]*"|'[^'<>]*'))?)*"""
+    r"[ \t\n\r\f]*/?|/([a-zA-Z][a-zA-Z0-9]*)[ \t\n\r\f]*)>"
+)
 
 
 class _TextExtractor(HTMLParser):
@@ -146,17 +157,51 @@ class _TextExtractor(HTMLParser):
 
 def html_to_text(markup: str) -> str:
     """Visible text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
-    if "<" not in markup and "&" not in markup:
-        return collapse_space(markup)
-    parser = _TextExtractor()
-    parser.feed(markup)
-    parser.close()
-    return collapse_space("".join(parser.parts))
+    if "<" not in markup:
+        # Without tags the parser would only decode the entities (`html.unescape`).
+        return collapse_space(unescape(markup) if "&" in markup else markup)
+    text = _plain_markup_text(markup)
+    if text is None:
+        parser = _TextExtractor()
+        parser.feed(markup)
+        parser.close()
+        text = "".join(parser.parts)
+    return collapse_space(text)
+
+
+def _plain_markup_text(markup: str) -> str | None:
+    """What `_TextExtractor` gives for markup of plain tags only, in one pass; None for other markup.
+
+    Most feed markup is paragraphs, links and emphasis: tags with a name of letters and digits and
+    quoted attribute values, which `HTMLParser` reads in one way only. Between them is text, which
+    it passes on with its entities decoded. Any other "<" (comments, declarations, broken tags), or
+    a tag whose content the parser or `_TextExtractor` treats apart, leaves the markup to the parser.
+    """
+    pieces = _PLAIN_TAG.split(markup)  # text, start tag name, end tag name, text, ...
+    parts: list[str] = []
+    for index in range(0, len(pieces) - 1, 3):
+        text = pieces[index]
+        if "<" in text:
+            return None
+        parts.append(unescape(text) if "&" in text else text)
+        name = (pieces[index + 1] or pieces[index + 2]).lower()
+        if name in _APART_TAGS:
+            return None
+        if name in _BLOCK_TAGS:
+            parts.append(" ")
+    text = pieces[-1]
+    if "<" in text:
+        return None
+    parts.append(unescape(text) if "&" in text else text)
+    return "".join(parts)
 
 
 def collapse_space(text: str) -> str:
     """One space between words, and no control characters (terminal escapes, NUL) left in."""
-    return _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
+    if not text.isprintable():  # no control character is printable, and most text has none
+        text = _CONTROL.sub("", text)
+    # str.split() splits at exactly the characters regex "\s" matches.
+    return " ".join(text.split())
 
 
 def normalise(text: str) -> str:

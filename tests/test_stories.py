@@ -61,6 +61,32 @@ def test_sentence_initial_capitals_are_not_names():
     assert {"gunmen", "resident", "shop", "trader"} <= set(tokens)
 
 
+@pytest.mark.parametrize(
+    ("before", "starts"),
+    [
+        (". ", True),
+        (".  ", True),
+        (".   ", False),  # only the three characters before a word are looked at
+        (".\u00a0\u2003", True),  # any Unicode space
+        ('." ', True),
+        ("; ", True),
+        ("(", True),
+        (", ", False),
+        (" - ", False),
+    ],
+)
+def test_what_starts_a_sentence(before, starts):
+    """A capital right after a sentence mark (and at most two spaces) starts a sentence."""
+    tokens = salient_tokens("", f"Talks went on{before}Zarabad stayed calm")
+    assert ("zarabad" in tokens) is starts
+    assert ("@zarabad" in tokens) is not starts
+
+
+@pytest.mark.parametrize("possessive", ["'s", "’s", "'S", "’S", "'ſ"])
+def test_possessive_endings_in_any_case_are_dropped(possessive):
+    assert salient_tokens("", f"He met Jilani{possessive} envoy") == salient_tokens("", "He met Jilani envoy")
+
+
 def test_sentence_initial_word_is_a_name_when_capitalised_elsewhere():
     """A sentence-initial word the text also capitalises mid-sentence is a name, everywhere."""
     tokens = salient_tokens("Rask police station attacked", "Guards in Rask returned fire.")

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from monitor.text import collapse_space, html_to_text, normalise, normalise_with_offsets
+from monitor.text import (
+    _plain_markup_text,
+    _TextExtractor,
+    collapse_space,
+    html_to_text,
+    normalise,
+    normalise_with_offsets,
+)
 from monitor.types import Severity
 from monitor.watchlists import Matcher, Watchlist
 from monitor.watchlists.model import Or
@@ -54,6 +61,70 @@ def test_html_to_text_nested_skipped_tags():
 def test_collapse_space():
     """Runs of any whitespace become one space; ends are trimmed."""
     assert collapse_space(" a\u00a0\n b\u2003c ") == "a b c"
+
+
+def test_collapse_space_drops_controls_even_where_they_are_whitespace():
+    """A vertical tab, form feed or NEL is a control: removed, not made a space."""
+    assert collapse_space("a\x0bb\x0cc\x85d \x1b[31me\x00") == "abcd [31me"
+
+
+def _parsed(markup: str) -> str:
+    parser = _TextExtractor()
+    parser.feed(markup)
+    parser.close()
+    return collapse_space("".join(parser.parts))
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "<p>One &amp; two</p><p>Three</p>",
+        '<P CLASS="x"><A HREF="https://x.example/?a=1&amp;b=2" title=\'t\'>Link</A> — <b>bold</b></P>',
+        "Line<br>break<br/>here<hr />end",
+        '<div\n  data-x="1"\tdisabled>in<em>line</em>d</div>',
+        "caf&eacute; &#8211; &copy &amp",
+        "no tags, only &lt;entities&gt; and a lone & here",
+    ],
+)
+def test_plain_markup_reads_as_the_html_parser_reads_it(markup):
+    """Markup of plain tags is read without the parser, to the same text."""
+    plain = _plain_markup_text(markup) if "<" in markup else markup
+    assert plain is not None
+    assert html_to_text(markup) == _parsed(markup)
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        "a < b",
+        "<!-- note -->text",
+        "<p>x</p><script>var a = '<p>';</script>",
+        "<title>t</title>",
+        "<textarea><b>raw</b></textarea>",
+        "<a href=unquoted>x</a>",
+        '<a href="a>b">x</a>',
+        "<![CDATA[x]]>",
+        "<p\u00a0class='x'>y</p>",
+    ],
+)
+def test_other_markup_is_left_to_the_html_parser(markup):
+    assert _plain_markup_text(markup) is None
+
+
+_TAGS = ["p", "B", "a", "br", "div", "li", "span", "h2", "script", "style", "title", "noscript"]
+_MARKUP_PIECES = st.one_of(
+    st.sampled_from([f"<{t}>" for t in _TAGS] + [f"</{t}>" for t in _TAGS] + ["<br/>", "<p />"]),
+    st.sampled_from(['<a href="x?a=1&amp;b">', "<img src='i.png'/>", "<!-- c -->", "<", ">", "&", "&amp"]),
+    st.sampled_from(["&lt;", "&#39;", "&#x2014;", "&nbsp;", "&eacute", "&unknown;", "&" + "a" * 33]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_MARKUP_PIECES, max_size=20).map("".join))
+def test_html_to_text_agrees_with_the_html_parser(markup):
+    """Whichever way it is read, markup gives the text the parser gives."""
+    assert html_to_text(markup) == _parsed(markup)
 
 
 @given(st.text(alphabet=st.characters(blacklist_characters="<&"), max_size=50))
