@@ -51,3 +51,18 @@ def test_removing_an_item_forgets_it_under_those_tokens_only():
     assert list(index.items(20)) == [1]
     index.remove(2, [10])
     assert index.count(10) == 0
+
+
+def test_ids_past_four_bytes_are_kept_whole():
+    """Postings take 4 bytes an id; a token whose list meets a larger id (SQLite allows 2**63 - 1)
+    keeps every id exactly."""
+    index = TokenIndex()
+    big = 2**63 - 1
+    index.add(7, [1, 2])
+    index.add(big, [1])
+    index.add(2**32, [3])
+    assert list(index.items(1)) == [7, big]
+    assert list(index.items(2)) == [7]
+    assert list(index.items(3)) == [2**32]
+    index.remove(big, [1])
+    assert list(index.items(1)) == [7]

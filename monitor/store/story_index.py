@@ -49,8 +49,9 @@ class PackTokens:
 class TokenIndex:
     """token -> ids of the items carrying it, in the order they were added.
 
-    Ids are kept in typed arrays (8 bytes each): at 5,000 feeds a window holds some five million
-    postings, which as Python lists of ints would take several times the memory.
+    Ids are kept in typed arrays of 4 bytes each (8 for a token whose list meets an id past 2**32,
+    which SQLite allows): at 5,000 feeds a window holds some five million postings, which as
+    Python lists of ints would take ten times the memory.
     """
 
     def __init__(self) -> None:
@@ -68,8 +69,12 @@ class TokenIndex:
         for token in tokens:
             items = self._items.get(token)
             if items is None:
-                self._items[token] = items = array("q")
-            items.append(item_id)
+                self._items[token] = items = array("I")
+            try:
+                items.append(item_id)
+            except OverflowError:
+                self._items[token] = items = array("q", items)
+                items.append(item_id)
 
     def remove(self, item_id: int, tokens: Iterable[int]) -> None:
         """Forget the item under each of `tokens` (an edited item's old text); rare, so linear."""
