@@ -163,10 +163,31 @@ def html_to_text(markup: str) -> str:
     text = _plain_markup_text(markup)
     if text is None:
         parser = _TextExtractor()
-        parser.feed(markup)
+        parser.feed(_defused_tail(markup))
         parser.close()
         text = "".join(parser.parts)
     return collapse_space(text)
+
+
+# More "<" than this that can open nothing are given to the parser as text (see `_defused_tail`).
+_UNCLOSABLE_TAGS = 32
+
+
+def _defused_tail(markup: str) -> str:
+    """`markup`, with each "<" after its last ">", and each "<!--" after its last "-->", escaped
+    when there are many of them.
+
+    Such a "<" can open no tag (or comment), and `HTMLParser` scans to the end of the input for
+    each one before giving it up: quadratic, 25 s for the 64 KB of "<a <a <a ..." a summary may
+    carry. Python 3.11 and 3.12 then read it as text, which is what escaping it gives at once
+    (newer versions drop an unclosed tag at the end instead; a few are left to the parser, so
+    ordinary markup reads as the parser reads it on every version).
+    """
+    for opening, closing in (("<", ">"), ("<!--", "-->")):
+        end = markup.rfind(closing) + len(closing) if closing in markup else 0
+        if markup.count(opening, end) > _UNCLOSABLE_TAGS:
+            markup = markup[:end] + markup[end:].replace(opening, "&lt;" + opening[1:])
+    return markup
 
 
 def _plain_markup_text(markup: str) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -433,3 +435,22 @@ def test_offsets_of_a_simple_text():
     normalised, offsets = normalise_with_offsets("ﬁ  x")
     assert normalised == "fi x"
     assert offsets == [0, 0, 1, 3]
+
+
+@pytest.mark.parametrize(
+    "junk",
+    ["<a " * 20_000, "<!-- " * 12_000, "<a b='" * 10_000, "<p>ok</p> " + "<b c " * 12_000, "<!--x>" * 10_000],
+    ids=["open-tags", "open-comments", "open-quotes", "after-a-closed-tag", "open-comments-closed-tags"],
+)
+def test_unclosable_tags_cost_linear_time(junk):
+    """Every "<" after the last ">" would make the parser scan to the end (seconds for these);
+    escaped, they are read as the text the parser makes of them, at once."""
+    started = time.process_time()
+    text = html_to_text(junk)
+    assert time.process_time() - started < 1.0  # quadratic, it took 3 to 25 s
+    assert text == collapse_space(junk.replace("<p>", "").replace("</p>", ""))
+
+
+def test_a_few_unclosed_tags_at_the_end_are_left_to_the_parser():
+    markup = "<p>text</p> <a <b"
+    assert html_to_text(markup) == _parsed(markup)

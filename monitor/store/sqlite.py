@@ -146,12 +146,13 @@ class PollSummary:
     alerts_queued: int
 
 
-# Token rows a story lookup reads in full before it narrows to the items sharing the rarest
-# tokens: a quiet window stays under it; in a busy one an item shares a common word with
-# thousands. Then PROBE_ROWS bounds the rows of rare tokens read, and so the candidates summed.
+# Postings (index entries) a story lookup sums in full before it narrows to the items sharing the
+# rarest tokens: a quiet window stays under it; in a busy one an item shares a common word with
+# thousands. Then PROBE_ROWS bounds the postings of rare tokens read, and so the candidates whose
+# stored tokens are read.
 LOOKUP_ROWS = 1000
 PROBE_ROWS = 100
-# The page cache, in KiB: the recent part of the token index fits in it at a few thousand feeds.
+# The page cache, in KiB: a cold cycle writes all over the items table's indexes.
 CACHE_KIB = 32 * 1024
 CHECKPOINT_PAGES = 16384  # 64 MiB of write-ahead log
 # The stored fingerprints of some items (a JSON list of ids), published within a window.
@@ -510,11 +511,11 @@ class Store:
         """The stories of the items published between `start` and `end` that are the same story
         as `fp` (`same_story`).
 
-        When the index rows of the item's tokens are few (LOOKUP_ROWS), every item sharing a
+        When the postings of the item's tokens are few (LOOKUP_ROWS), every item sharing a
         token is summed from the index. Past that, which a busy window reaches, the lookup would
         read a growing share of the window for every item: instead the candidates are the items
         that share one of its rarest tokens (names and numbers, which a copy keeps), as many of
-        those as PROBE_ROWS rows allow, and their stored tokens are read to sum what they share.
+        those as PROBE_ROWS postings allow, and their stored tokens are read to sum what they share.
         The sums are exact either way; a copy that shares none of the rarest tokens is missed.
         A token weighs the same in every item (see `monitor.stories`), so the item's own weights
         are summed.
