@@ -72,6 +72,7 @@ async def run_cycles(config: Path, count: int, control: str, share: float, items
     from monitor.config import load_settings
     from monitor.logs import setup_logging
     from monitor.pipeline import run_cycle
+    from monitor.stories import bounded_caches
 
     setup_logging(False)  # as the CLI does: warnings and errors reach stderr, counted by the parent
     settings = load_settings(config)
@@ -101,6 +102,10 @@ async def run_cycles(config: Path, count: int, control: str, share: float, items
                 "rss_kb": proc_status_kb("VmRSS"),
                 "hwm_kb": proc_status_kb("VmHWM"),
                 "py_blocks": python_heap_blocks(),
+                # What the heap holds by design and bounds: the word caches, the story index.
+                "cached": sum(size for size, _ in bounded_caches()),
+                "cache_bound": sum(bound for _, bound in bounded_caches()),
+                "index_tokens": rt.store.indexed_tokens(),
             }
             print(json.dumps(line), flush=True)
     return 0

@@ -193,6 +193,11 @@ def _word(word: str) -> _Word:
     return _Word(normal, capital, form, "", WORD_WEIGHT, name)
 
 
+def bounded_caches() -> list[tuple[int, int]]:
+    """(entries, bound) of each cache here: how much of the heap they hold, for a benchmark."""
+    return [(info.currsize, info.maxsize or 0) for info in (_word.cache_info(), token_hash.cache_info())]
+
+
 def _as_name(name: str) -> tuple[str, float]:
     return "@" + name, WORD_WEIGHT if name in _BROAD_NAMES else PROPER_WEIGHT
 

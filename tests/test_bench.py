@@ -270,3 +270,4 @@ def test_the_cycle_benchmark_runs_end_to_end_and_keeps_other_sections(tmp_path: 
     assert "kept" in text
     assert "| 5 | cold | 1 |" in text
     assert "count mismatch" not in text
+    assert "the word caches of `monitor.stories` went from" in text  # what the heap holds by design

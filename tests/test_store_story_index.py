@@ -39,6 +39,7 @@ def test_the_index_lists_the_items_of_each_token_and_counts_them():
     index.add(3, [20])
     assert list(index.items(20)) == [1, 2, 3]
     assert (index.count(10), index.count(20), index.count(99)) == (1, 3, 0)
+    assert index.tokens == 3
     assert list(index.items(99)) == []
 
 

@@ -21,6 +21,7 @@ from monitor.stories import (
     WORD_WEIGHT,
     Fingerprint,
     PairScores,
+    bounded_caches,
     corroboration_note,
     fingerprint,
     group,
@@ -575,3 +576,15 @@ def test_a_fingerprint_reads_the_title_and_the_lede_only():
     assert len(lede(opening + background)) <= LEDE
     assert (opening + background).startswith(lede(opening + background) + " ")
     assert lede("short summary") == "short summary"
+
+
+def test_the_word_caches_stay_within_their_bound():
+    """Fingerprints cache what they work out per word and per token; many distinct words later,
+    each cache holds at most its bound."""
+    for n in range(3):
+        salient_tokens(f"Envoy{n} returns", " ".join(f"word{n}x{i}" for i in range(6000)))
+        fingerprint(f"Envoy{n} returns", "Talks resumed.", T0)
+    caches = bounded_caches()
+    assert len(caches) == 2
+    assert all(0 < size <= bound == 8192 for size, bound in caches)
+    assert any(size == bound for size, bound in caches)

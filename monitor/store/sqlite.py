@@ -568,6 +568,10 @@ class Store:
             self._index_version = version
         return self._index
 
+    def indexed_tokens(self) -> int:
+        """Distinct tokens in the story index, 0 before it is built (a benchmark reports it)."""
+        return 0 if self._index is None else self._index.tokens
+
     def _merge_stories(self, merged: int, target: int) -> None:
         self.db.execute("UPDATE items SET story_id = ? WHERE story_id = ?", [target, merged])
         self.db.execute("UPDATE OR IGNORE story_alerts SET story_id = ? WHERE story_id = ?", [target, merged])

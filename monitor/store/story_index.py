@@ -87,6 +87,10 @@ class TokenIndex:
             if not items:
                 del self._items[token]
 
+    @property
+    def tokens(self) -> int:
+        return len(self._items)
+
     def count(self, token: int) -> int:
         items = self._items.get(token)
         return 0 if items is None else len(items)
