@@ -299,6 +299,7 @@ class WorkerCycle:
     rss_mb: float
     hwm_mb: float
     py_blocks: int  # the Python heap's live blocks, after a full collection
+    worker_rss_mb: float  # the worker process's part of rss_mb
     cached: int  # entries in monitor.stories' bounded caches
     cache_bound: int  # ... and the most they hold
     index_tokens: int  # distinct tokens in the in-memory story index
@@ -441,6 +442,7 @@ def run_worker_cycles(
                 int(data["rss_kb"]) / 1024,
                 int(data["hwm_kb"]) / 1024,
                 int(data["py_blocks"]),
+                int(data.get("worker_rss_kb", 0)) / 1024,
                 int(data["cached"]),
                 int(data["cache_bound"]),
                 int(data["index_tokens"]),
@@ -1000,14 +1002,16 @@ def floor_rows(sizes: Sequence[SizeResult], concurrency: int, latency: float) ->
 def cycles_rows(size: SizeResult) -> str:
     lines = [
         "| cycle | kind | feeds changed | wall s | CPU s | 200 / 304 | new items | RSS after, MB "
-        "| peak so far, MB | Python heap, blocks | word caches, entries | story index, tokens |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| of which the worker | peak so far, MB | Python heap, blocks | word caches, entries "
+        "| story index, tokens |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in size.cycles:
         lines.append(
             f"| {c.number} | {c.kind} | {c.changed} | {c.wall:.2f} | {c.cpu:.2f} "
             f"| {c.responses.get('200', 0)} / {c.responses.get('304', 0)} | {c.new_items:,} "
-            f"| {c.rss_mb:.1f} | {c.hwm_mb:.1f} | {c.py_blocks:,} | {c.cached:,} | {c.index_tokens:,} |"
+            f"| {c.rss_mb:.1f} | {c.worker_rss_mb:.1f} | {c.hwm_mb:.1f} | {c.py_blocks:,} | {c.cached:,} "
+            f"| {c.index_tokens:,} |"
         )
     return "\n".join(lines)
 

@@ -8,7 +8,9 @@ runs `--count` cycles (`monitor.pipeline.run_cycle`) in that one process, altern
 cycle (nothing changed) and a steady one (a share of the farm's feeds changed first, through the
 farm's control URL). After each it prints one JSON line: the cycle's wall and CPU seconds, the
 farm's response counts, the process's resident size (VmRSS) and peak (VmHWM) from
-/proc/self/status, and the Python heap's live blocks. A leak shows as RSS that keeps rising from
+/proc/self/status, and the Python heap's live blocks. monitor's worker process (parsing and
+matching) is counted in: its CPU time (from /proc/PID/stat) in the cycle's, its VmRSS in the
+resident size and beside it; its heap is its own and is not read. A leak shows as RSS that keeps rising from
 cycle to cycle, which separate `monitor poll --once` processes would hide (each starts from
 nothing); the heap's blocks tell Python objects kept alive from SQLite's page cache filling.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import resource
 import sys
 import time
@@ -48,12 +51,29 @@ if TYPE_CHECKING:
 # cycles: K cycles in one process
 
 
-def proc_status_kb(field: str) -> int:
-    """A `kB` field of /proc/self/status (VmRSS: resident now; VmHWM: the peak so far)."""
-    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+def proc_status_kb(field: str, pid: int | str = "self") -> int:
+    """A `kB` field of /proc/PID/status (VmRSS: resident now; VmHWM: the peak so far); 0 when
+    the process is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines()
+    except OSError:
+        return 0
+    for line in lines:
         if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
+
+
+def process_cpu(pid: int | None) -> float:
+    """User and system seconds of another process so far (0 when there is none)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # After the command's closing parenthesis, utime and stime are the 12th and 13th fields.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def python_heap_blocks() -> int:
@@ -86,9 +106,14 @@ async def run_cycles(config: Path, count: int, control: str, share: float, items
                 response = await farm.post(f"{control}/change", params=params)
                 changed = int(response.raise_for_status().json()["changed"])
             (await farm.post(f"{control}/reset")).raise_for_status()
-            wall, cpu = time.perf_counter(), time.process_time()  # process_time: every thread
+            worker = rt.cpu.worker_pid
+            # process_time: every thread of this process; the worker's own CPU added
+            wall, cpu = time.perf_counter(), time.process_time() + process_cpu(worker)
             report = await run_cycle(rt)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            # A worker started during the cycle counted 0 before it: all its CPU is this cycle's.
+            worker = rt.cpu.worker_pid
+            wall, cpu = time.perf_counter() - wall, time.process_time() + process_cpu(worker) - cpu
+            worker_rss = proc_status_kb("VmRSS", worker) if worker is not None else 0
             stats = (await farm.get(f"{control}/stats")).raise_for_status().json()
             line = {
                 "cycle": number + 1,
@@ -99,8 +124,9 @@ async def run_cycles(config: Path, count: int, control: str, share: float, items
                 "responses": {key: int(value) for key, value in stats.items()},
                 "new_items": report.new_items,
                 "summary": report.summary(),
-                "rss_kb": proc_status_kb("VmRSS"),
-                "hwm_kb": proc_status_kb("VmHWM"),
+                "rss_kb": proc_status_kb("VmRSS") + worker_rss,
+                "worker_rss_kb": worker_rss,
+                "hwm_kb": proc_status_kb("VmHWM") + (proc_status_kb("VmHWM", worker) if worker else 0),
                 "py_blocks": python_heap_blocks(),
                 # What the heap holds by design and bounds: the word caches, the story index.
                 "cached": sum(size for size, _ in bounded_caches()),

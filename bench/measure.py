@@ -3,6 +3,11 @@
 The child's own resource usage comes from `os.wait4`, so the figures are the child's alone
 (not the harness's, nor the feed farm's), whatever else the machine is doing.
 
+CPU time includes the child's own children that it waited for (monitor's worker process). Memory
+is the peak of the child plus the peaks of its descendants: each process's high-water mark
+(VmHWM) is read from /proc while it runs, every SAMPLE_EVERY seconds, and the last reading of
+each kept. A sum of peaks is never less than the peak of the sum, so the figure errs high.
+
 The command is spawned from a small process of its own (`python -m bench.measure`, standard
 library only): on Linux a child's `ru_maxrss` starts at the peak resident size of the process
 that spawned it, carried over exec, so a command spawned straight from a benchmark holding a
@@ -31,9 +36,10 @@ class ProcessRun:
     argv: tuple[str, ...]
     wall: float  # seconds from start to exit
     cpu: float  # user + system seconds of the child
-    max_rss: int  # peak resident set of the child, bytes (VmHWM)
+    max_rss: int  # peak resident set of the child and its descendants, bytes (see above)
     returncode: int
     output: str  # stdout and stderr, merged; kept for a failure's report
+    children_max_rss: int = 0  # the descendants' share of max_rss
 
     def check(self) -> ProcessRun:
         if self.returncode != 0:
@@ -96,6 +102,8 @@ def _run_here(argv: Sequence[str], *, cwd: Path | None, timeout: float) -> Proce
     reader = threading.Thread(target=lambda: chunks.append(stdout.read()), daemon=True)
     reader.start()
     deadline = started + timeout
+    peaks: dict[int, int] = {}  # pid -> the last VmHWM read, bytes
+    sampled = 0.0
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
@@ -104,20 +112,59 @@ def _run_here(argv: Sequence[str], *, cwd: Path | None, timeout: float) -> Proce
             os.kill(process.pid, signal.SIGKILL)
             pid, status, usage = os.wait4(process.pid, 0)
             break
+        if time.perf_counter() - sampled >= SAMPLE_EVERY:
+            sampled = time.perf_counter()
+            for each in _tree(process.pid):
+                peak = _high_water_mark(each)
+                if peak:
+                    peaks[each] = peak
         time.sleep(0.005)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     reader.join(timeout=10)
     stdout.close()
     output = b"".join(chunks).decode("utf-8", "replace")
+    children = sum(peak for each, peak in peaks.items() if each != process.pid)
+    # ru_maxrss is exact for the child itself, or for the largest child it reaped: with none, it is
+    # the whole answer; with some, the child's last reading plus theirs, or ru_maxrss if larger.
+    own = peaks.get(process.pid, 0)
     return ProcessRun(
         tuple(argv),
         wall,
         usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss * 1024,
+        max(usage.ru_maxrss * 1024, own + children),
         process.returncode,
         output,
+        children,
     )
+
+
+SAMPLE_EVERY = 0.05
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants now living (every thread's children, from /proc)."""
+    found, queue = [], [pid]
+    while queue:
+        each = queue.pop()
+        found.append(each)
+        try:
+            for task in Path(f"/proc/{each}/task").iterdir():
+                queue.extend(int(child) for child in (task / "children").read_text("ascii").split())
+        except OSError:  # it exited meanwhile
+            continue
+    return found
+
+
+def _high_water_mark(pid: int) -> int:
+    try:
+        with Path(f"/proc/{pid}/status").open(encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from monitor.config import Settings
+from monitor.cpu import CpuWork
 from monitor.errors import LocatedError
 from monitor.fetch import Fetcher
 from monitor.notify import Notifier, build_notifiers, notification_client
@@ -44,6 +45,7 @@ async def open_runtime(
             async with (
                 Fetcher(settings.defaults, transport) as fetcher,
                 notification_client(settings.defaults.timeout) as client,
+                CpuWork(settings.defaults.worker_process) as cpu,
             ):
                 yield Runtime(
                     settings=settings,
@@ -53,6 +55,7 @@ async def open_runtime(
                     library=library,
                     notifiers=notifiers if notifiers is not None else build_notifiers(settings, client),
                     http=client,
+                    cpu=cpu,
                 )
         finally:
             store.close()

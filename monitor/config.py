@@ -54,6 +54,8 @@ class Defaults:
     status_address: str | None = None  # HOST:PORT of the /healthz and /metrics endpoint; None: off
     # Off by default: a feed or a redirect must not lead into the intranet or a metadata service.
     allow_private_networks: bool = False
+    # Parsing and matching in a process of their own, so they run beside fetching and storing.
+    worker_process: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,12 +175,6 @@ def _parse_defaults(t: Table, base: Path) -> Defaults:
         except ValueError as e:
             t.error("status_address", str(e))
             status_address = None
-    allow_private = t._get("allow_private_networks", False)
-    if allow_private is None:
-        allow_private = d.allow_private_networks
-    elif not isinstance(allow_private, bool):
-        t.error("allow_private_networks", f"expected true or false, got {_kind(allow_private)}")
-        allow_private = d.allow_private_networks
     result = Defaults(
         poll_interval=t.duration("poll_interval", d.poll_interval, minimum=1),
         deliver_interval=t.duration("deliver_interval", d.deliver_interval, minimum=1),
@@ -196,7 +192,8 @@ def _parse_defaults(t: Table, base: Path) -> Defaults:
         timezone=_timezone(t, "timezone", d.timezone),
         delivery_max_age=t.duration("delivery_max_age", d.delivery_max_age, minimum=60),
         status_address=status_address,
-        allow_private_networks=allow_private,
+        allow_private_networks=t.boolean("allow_private_networks", d.allow_private_networks),
+        worker_process=t.boolean("worker_process", d.worker_process),
     )
     t.finish()
     return result
@@ -485,6 +482,15 @@ class Table:
             self.error(key, f"expected a list of strings, got {_kind(value)}")
             return default
         return [self._interpolate(key, v) for v in value]
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, False)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.error(key, f"expected true or false, got {_kind(value)}")
+            return default
+        return value
 
     def number(
         self, key: str, default: T, *, minimum: float | None = None, maximum: float | None = None

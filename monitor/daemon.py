@@ -267,6 +267,7 @@ class Daemon:
             self._replace_fetcher(new.defaults)
         if self.rt.http is not None:
             self.rt.notifiers = build_notifiers(new, self.rt.http)
+        self.rt.cpu.use_process = new.defaults.worker_process
         await self._reload_library(new)
         self._reschedule(old, new)
         if new.defaults.deliver_interval != old.defaults.deliver_interval:
@@ -360,6 +361,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._tracked(self.reload)()))
         status = self._start_status_server()
         self.schedule()
+        self.rt.cpu.start()  # ready before the first polls, not during them
         self.scheduler.start()
         feeds = len(self.rt.settings.feeds)
         log.info("monitor running: %d feeds, %d watchlists", feeds, len(self.rt.watchlists))

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -17,22 +16,20 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from monitor.config import ChannelConfig, FeedConfig, Settings
+from monitor.cpu import CpuWork, analyse
 from monitor.dedup import canonical_link
 from monitor.errors import ParseError, StoreError
 from monitor.fetch import Fetcher
 from monitor.notify import Notifier
-from monitor.parse import parse_document
 from monitor.polling import REPORT_FAILING_AFTER, next_poll
 from monitor.schedule import first_due
 from monitor.store import Store
 from monitor.store.sqlite import FeedRow, Incoming, Known, PollRecord
-from monitor.stories import fingerprint
 from monitor.types import (
     Alert,
     CycleReport,
@@ -50,7 +47,6 @@ from monitor.watchlists import Matcher, Watchlist
 from monitor.watchlists.live import LiveWatchlists
 
 log = logging.getLogger("monitor")
-_T = TypeVar("_T")
 
 # The channel named `ops` gets operator notices (a feed removed, a feed failing for a day) and,
 # unless a watchlist names it, no watchlist alerts.
@@ -77,6 +73,7 @@ class Runtime:
     library: LiveWatchlists | None = None  # where the watchlists came from, to reload them
     storage_error: str | None = None  # the last write that failed, until one succeeds again
     http: httpx.AsyncClient | None = None  # the notifiers' client, to build them again on reload
+    cpu: CpuWork = field(default_factory=lambda: CpuWork(use_process=False))  # parsing and matching
     matcher: Matcher = field(init=False)
     _delivering: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
@@ -215,23 +212,8 @@ def triage(items: Sequence[Item], known: Known, story_links: Mapping[str, str | 
 
 
 def prepare(item: Item, matcher: Matcher, story_link: str | None) -> Incoming:
-    """The CPU work for one item, done off the event loop: matching and its story fingerprint."""
-    return Incoming(
-        item,
-        matcher.match(item, spans=False),
-        fingerprint(item.title, item.summary, item.published),
-        story_link,
-    )
-
-
-# Parsing and matching are pure Python, so threads cannot run them side by side (the GIL): one
-# thread does them all, one feed after another, while the event loop keeps fetches flowing.
-# More threads only fight over the GIL, which costs system time and delays the loop.
-_CPU_WORK = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-cpu")
-
-
-async def _off_loop(work: Callable[[], _T]) -> _T:
-    return await asyncio.get_running_loop().run_in_executor(_CPU_WORK, work)
+    """What the store needs of an item: its matches, its story fingerprint and its story link."""
+    return Incoming(item, *analyse(item, matcher), story_link)
 
 
 async def poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
@@ -288,11 +270,7 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
             return FeedOutcome(feed.name, FetchStatus.NOT_MODIFIED, next_poll_at=plan.next_poll_at)
         try:
             # Parsing and matching are CPU work: off the event loop, so other fetches keep flowing.
-            parsed = await _off_loop(
-                functools.partial(
-                    parse_document, feed.name, result.body, result.headers, url=result.url, now=now
-                )
-            )
+            parsed = await rt.cpu.parse(feed.name, result.body, result.headers, url=result.url, now=now)
         except ParseError as e:
             return _fetch_failed(rt, feed, state, str(e), None, now, schedule(True))
         warning = parsed.warning
@@ -307,9 +285,12 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig) -> FeedOutcome:
         links = {i.key: story_key(i) if i.link else None for i in items}
         sorted_out = triage(items, rt.store.known(feed.name, items, filter(None, links.values())), links)
         matcher = rt.matcher
-        incoming = await _off_loop(
-            lambda: [prepare(i, matcher, links[i.key]) for i in sorted_out.new + sorted_out.edited]
-        )
+        todo = sorted_out.new + sorted_out.edited
+        try:
+            analysed = await rt.cpu.analyse(feed.name, matcher, todo)
+        except ParseError as e:  # the worker process died on these items
+            return _fetch_failed(rt, feed, state, str(e), None, now, schedule(True))
+        incoming = [Incoming(i, *a, links[i.key]) for i, a in zip(todo, analysed, strict=True)]
         by_slug = {w.slug: w for w in matcher.watchlists}
         planner = functools.partial(
             plan_alerts,

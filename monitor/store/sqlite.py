@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -20,7 +21,7 @@ from monitor.schedule import retry_at
 from monitor.store.faults import storage_error
 from monitor.store.migrations import MIGRATIONS
 from monitor.store.story_index import PackTokens, TokenIndex, pack_tokens, unpack_tokens
-from monitor.stories import MIN_SHARED, Fingerprint, same_story
+from monitor.stories import MIN_SHARED, PROPER_WEIGHT, Fingerprint, same_story
 from monitor.types import (
     Alert,
     DeliveryOutcome,
@@ -151,6 +152,8 @@ class PollSummary:
 # thousands. Then PROBE_ROWS bounds the postings of rare tokens read, and so the candidates whose
 # stored tokens are read.
 LOOKUP_ROWS = 1000
+# The fewest tokens that can weigh MIN_SHARED: a token weighs PROPER_WEIGHT at the most.
+_FEWEST_SHARED = math.ceil(MIN_SHARED / PROPER_WEIGHT)
 PROBE_ROWS = 100
 # The page cache, in KiB: a cold cycle writes all over the items table's indexes.
 CACHE_KIB = 32 * 1024
@@ -546,9 +549,12 @@ class Store:
                 f"SELECT item_id, tokens {_WINDOWED_FINGERPRINTS}",
                 [json.dumps(list(shared)), start, end],
             ):
-                weight = sum(map(weigh, own.intersection(unpack_tokens(blob))))
-                if weight >= MIN_SHARED:
-                    near[other] = weight
+                common = own.intersection(unpack_tokens(blob))
+                # Most candidates share a token or two, which cannot weigh MIN_SHARED: not summed.
+                if len(common) >= _FEWEST_SHARED:
+                    weight = sum(map(weigh, common))
+                    if weight >= MIN_SHARED:
+                        near[other] = weight
         near.pop(item_id, None)
         if not near:
             return set()

@@ -1,0 +1,337 @@
+"""The CPU work of a poll, parsing a feed and matching its new items, away from the event loop.
+
+Both are pure Python. Run in the event loop's process, even on a thread of their own, they hold the
+GIL against it: fetching and storing wait for them, and a second core does nothing. A worker
+process (`python -m monitor.cpu`, started from the same interpreter) does them instead; requests
+and results go over its standard input and output, pickled. It imports only what parsing and
+matching need. Until it is up (a few tenths of a second), and whenever it is down, the work runs on
+a thread here, as it always does with `worker_process = false`. Both places run the same pure
+functions, so the results are the same.
+
+A worker that dies takes the feed it was working on with it: that poll fails and is tried again at
+the next one. The requests queued behind it are done here, and a new worker is started at the next
+request, at most once a minute, so a feed that kills it every time cannot keep us starting one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import fcntl
+import functools
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import IO, Any, TypeVar
+
+from monitor.errors import ParseError
+from monitor.parse import ParsedFeed, parse_document
+from monitor.stories import Fingerprint, fingerprint
+from monitor.types import Item, Match
+from monitor.watchlists import Matcher
+
+log = logging.getLogger("monitor")
+_T = TypeVar("_T")
+
+Analysis = tuple[list[Match], Fingerprint]
+
+# Frames on the pipes: a 4-byte length, then a pickle.
+_LENGTH = struct.Struct("<I")
+RESTART_AFTER = 60.0  # seconds before a worker that died is replaced
+STOP_TIMEOUT = 5.0  # seconds a worker gets to exit once its input is closed
+PIPE_BYTES = 1 << 20  # Linux lets any process give a pipe this much (/proc/sys/fs/pipe-max-size)
+
+# One thread does the work here, one feed after another: more threads only fight over the GIL.
+_THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-cpu")
+
+
+def _frame(message: object) -> bytes:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+def _unpickle(data: bytes) -> Any:
+    # Only ever what the other end of our own pipe wrote: this process or the worker it started.
+    return pickle.loads(data)  # noqa: S301
+
+
+def analyse(item: Item, matcher: Matcher) -> Analysis:
+    """An item's matches (terms only, no spans) and its story fingerprint."""
+    return matcher.match(item, spans=False), fingerprint(item.title, item.summary, item.published)
+
+
+class _Requeue(Exception):
+    """The worker went away before it took up this request: do it here instead."""
+
+
+class _Worker:
+    """A worker process and the requests it has not answered yet, oldest first."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.ready = False
+        self.alive = True
+        self.settled = asyncio.Event()  # set once it is ready, or dead
+        self.matcher: Matcher | None = None  # whose watchlists the worker holds
+        self._ids = 0
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def call(self, *request: Any) -> Any:
+        self._ids += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[self._ids] = future
+        self.send((self._ids, *request))
+        assert self.process.stdin is not None
+        with contextlib.suppress(ConnectionError):  # a dead worker: the reader fails the future
+            await self.process.stdin.drain()
+        return await future
+
+    def send(self, message: object) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(_frame(message))
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        stdout = self.process.stdout
+        try:
+            while True:
+                (length,) = _LENGTH.unpack(await stdout.readexactly(_LENGTH.size))
+                message = _unpickle(await stdout.readexactly(length))
+                if message == ("ready",):
+                    self.ready = True
+                    self.settled.set()
+                    continue
+                number, ok, payload = message
+                future = self.pending.pop(number)
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(payload)
+                elif payload[0] == "parse":
+                    future.set_exception(ParseError(payload[1], payload[2]))
+                else:
+                    future.set_exception(RuntimeError(f"in the worker process: {payload[1]}"))
+        except (asyncio.IncompleteReadError, ConnectionError, pickle.UnpicklingError, ValueError, KeyError):
+            pass
+        finally:
+            self.alive = False
+            self.settled.set()
+            await self._died()
+
+    async def _died(self) -> None:
+        try:  # its output has ended: it has exited, or is exiting
+            status: int | None = await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            status = await self.process.wait()
+        requests = list(self.pending.values())
+        self.pending.clear()
+        for index, future in enumerate(requests):
+            if future.done():
+                continue
+            if index == 0:  # the one it was working on when it died
+                future.set_exception(_WorkerDied(status))
+            else:
+                future.set_exception(_Requeue())
+
+
+class _WorkerDied(Exception):
+    def __init__(self, status: int | None) -> None:
+        super().__init__(f"the worker process died (exit status {status})")
+
+
+class CpuWork:
+    """Where parsing and matching run: a worker process when `use_process`, else a thread."""
+
+    def __init__(self, use_process: bool, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.use_process = use_process
+        self._clock = clock
+        self._worker: _Worker | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._died_at: float | None = None
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's id while one runs (a benchmark reads its CPU and memory)."""
+        worker = self._worker
+        return worker.process.pid if worker is not None and worker.alive else None
+
+    async def parse(
+        self, feed: str, body: bytes, headers: Mapping[str, str], *, url: str, now: datetime
+    ) -> ParsedFeed:
+        """`parse_document` of a fetched body; raises ParseError as it does."""
+        headers = dict(headers)
+        local = functools.partial(parse_document, feed, body, headers, url=url, now=now)
+        return await self._run(feed, local, "parse", feed, body, headers, url, now)
+
+    async def analyse(self, feed: str, matcher: Matcher, items: Sequence[Item]) -> list[Analysis]:
+        """`analyse` of each item, in order."""
+        items = list(items)
+        if not items:
+            return []
+        worker = self._worker
+        if worker is not None and worker.alive and worker.ready and worker.matcher is not matcher:
+            # Requests are answered in order, so every later one sees these watchlists.
+            worker.send((0, "watchlists", matcher.watchlists))
+            worker.matcher = matcher
+        return await self._run(feed, lambda: [analyse(i, matcher) for i in items], "analyse", items)
+
+    async def _run(self, feed: str, local: Callable[[], _T], *request: Any) -> _T:
+        worker = self._available()
+        if worker is not None:
+            try:
+                result: _T = await worker.call(*request)
+                return result
+            except _Requeue:
+                pass
+            except _WorkerDied as e:
+                log.error("feed %s: %s while reading it; it is polled again next time", feed, e)
+                raise ParseError(feed, f"{e} while reading this feed") from None
+        return await asyncio.get_running_loop().run_in_executor(_THREAD, local)
+
+    def _available(self) -> _Worker | None:
+        """The worker, when it is up; else None, after starting one if that is allowed."""
+        worker = self._worker
+        if not self.use_process:  # turned off by a reload: a running worker stays idle until closed
+            return None
+        if worker is not None and worker.alive:
+            return worker if worker.ready else None
+        self.start()
+        return None
+
+    def start(self) -> None:
+        """Start a worker now, unless one runs or is starting, or the last one died under a minute
+        ago; without waiting for it to be ready."""
+        worker = self._worker
+        if worker is not None and not worker.alive:
+            self._worker = None
+            self._died_at = self._clock()
+        if not self.use_process or self._starting is not None or self._worker is not None:
+            return
+        if self._died_at is not None and self._clock() - self._died_at < RESTART_AFTER:
+            return
+        self._starting = asyncio.get_running_loop().create_task(self._start())
+
+    async def ready(self, within: float = 30.0) -> bool:
+        """Start a worker if there is none, and wait until it takes requests; whether it does."""
+        self.start()
+        if self._starting is not None:
+            await self._starting
+        worker = self._worker
+        if worker is None:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.settled.wait(), within)
+        return worker.alive and worker.ready
+
+    async def _start(self) -> None:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "monitor.cpu",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+        except OSError as e:
+            log.error("cannot start the worker process (%s); parsing in this process", e)
+            self._died_at = self._clock()
+        else:
+            self._worker = _Worker(process)
+        finally:
+            self._starting = None
+
+    async def aclose(self) -> None:
+        """Stop the worker: its input is closed, and it is killed if it does not exit in time."""
+        if self._starting is not None:
+            await self._starting
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        if worker.process.stdin is not None:
+            worker.process.stdin.close()
+        try:  # the reader ends when the worker's output does, once it has exited
+            await asyncio.wait_for(asyncio.shield(worker.reader), STOP_TIMEOUT)
+        except TimeoutError:  # still busy, or stopped
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.kill()
+            await worker.reader
+
+    async def __aenter__(self) -> CpuWork:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
+    """The worker's loop: answer each request in turn until its input ends."""
+
+    def reply(message: object) -> None:
+        replies.write(_frame(message))
+        replies.flush()
+
+    matcher = Matcher(())
+    reply(("ready",))
+    while True:
+        header = requests.read(_LENGTH.size)
+        if len(header) < _LENGTH.size:
+            return
+        (length,) = _LENGTH.unpack(header)
+        number, kind, *args = _unpickle(requests.read(length))
+        if kind == "watchlists":
+            matcher = Matcher(args[0])
+            continue
+        try:
+            if kind == "parse":
+                feed, body, headers, url, now = args
+                result: object = parse_document(feed, body, headers, url=url, now=now)
+            elif kind == "analyse":
+                result = [analyse(item, matcher) for item in args[0]]
+            else:
+                raise ValueError(f"unknown request {kind!r}")
+        except ParseError as e:
+            reply((number, False, ("parse", e.feed, str(e))))
+        except Exception:  # a bug: reported to the caller, which logs it; the worker goes on
+            reply((number, False, ("bug", traceback.format_exc(limit=-3))))
+        else:
+            reply((number, True, result))
+
+
+def main() -> None:
+    # It stops when its input closes, which is when the process that started it exits, however
+    # that happens; a Ctrl-C, a terminal's hangup or a TERM sent to the group is for that process.
+    for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
+    # Replies go out on the original standard output; anything else printed goes to stderr.
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    for pipe in (sys.stdin.fileno(), replies.fileno()):
+        _widen(pipe)
+    with contextlib.suppress(BrokenPipeError):  # the process that started it is gone: so are we
+        _serve(sys.stdin.buffer, replies)
+
+
+def _widen(pipe: int) -> None:
+    """Let a pipe hold many feeds, not one (64 KiB by default on Linux).
+
+    The event loop reads replies and writes requests only between its own pieces of work (storing
+    a feed takes milliseconds). With room for one feed, the worker waited for it after every
+    feed, and the two processes took turns instead of working side by side.
+    """
+    with contextlib.suppress(OSError, AttributeError):  # not Linux, or a limit lower than asked
+        fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
+if __name__ == "__main__":
+    main()

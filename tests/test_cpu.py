@@ -1,0 +1,196 @@
+"""Parsing and matching in the worker process: the same results as here, errors carried back, and
+a worker that dies loses one feed's poll and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import pytest
+
+from monitor import cpu
+from monitor.cpu import CpuWork, _frame, _serve, _unpickle, analyse
+from monitor.errors import ParseError
+from monitor.parse import parse_document
+from monitor.types import Severity
+from monitor.watchlists import Matcher, Watchlist
+from monitor.watchlists.query import parse_query
+from tests.conftest import fixture_bytes
+
+NOW = datetime(2024, 1, 20, 12, 0, tzinfo=UTC)
+URL = "https://wire.example/feed"
+HEADERS = {"Content-Type": "application/rss+xml"}
+T = TypeVar("T")
+
+
+def watchlist(slug: str, query: str) -> Watchlist:
+    return Watchlist(slug=slug, name=slug, description="", severity=Severity.MEDIUM, query=parse_query(query))
+
+
+def run(work: Callable[[CpuWork], Awaitable[T]], **options: Any) -> T:
+    async def go() -> T:
+        async with CpuWork(True, **options) as cpu_work:
+            return await work(cpu_work)
+
+    return asyncio.run(go())
+
+
+def test_the_worker_parses_as_this_process_does() -> None:
+    """A feed parsed in the worker gives exactly the items parse_document gives here."""
+    body = fixture_bytes("frontier.xml")
+
+    async def work(cpu_work: CpuWork) -> Any:
+        assert await cpu_work.ready()
+        return await cpu_work.parse("frontier", body, HEADERS, url=URL, now=NOW)
+
+    parsed = run(work)
+    here = parse_document("frontier", body, HEADERS, url=URL, now=NOW)
+    assert parsed == here
+    assert parsed.items
+
+
+def test_the_worker_matches_with_the_watchlists_it_is_given() -> None:
+    """Matches and fingerprints come back as computed here, and a new matcher replaces the old one."""
+    items = parse_document("frontier", fixture_bytes("frontier.xml"), {}, url=URL, now=NOW).items
+    first = Matcher([watchlist("rask", "Rask OR Karachi")])
+    second = Matcher([watchlist("none", '"no such phrase anywhere"')])
+
+    async def work(cpu_work: CpuWork) -> tuple[Any, Any]:
+        assert await cpu_work.ready()
+        return (
+            await cpu_work.analyse("frontier", first, items),
+            await cpu_work.analyse("frontier", second, items),
+        )
+
+    with_first, with_second = run(work)
+    assert with_first == [analyse(i, first) for i in items]
+    assert any(matches for matches, _ in with_first)
+    assert with_second == [analyse(i, second) for i in items]
+    assert not any(matches for matches, _ in with_second)
+
+
+def test_a_parse_error_in_the_worker_names_the_feed() -> None:
+    """A body that is no feed raises the same ParseError as it does here."""
+
+    async def work(cpu_work: CpuWork) -> None:
+        assert await cpu_work.ready()
+        await cpu_work.parse("junk", b"this is not a feed", {}, url=URL, now=NOW)
+
+    with pytest.raises(ParseError) as raised:
+        run(work)
+    assert raised.value.feed == "junk"
+    assert "not an RSS or Atom feed" in str(raised.value)
+
+
+def test_until_the_worker_is_ready_the_work_is_done_here() -> None:
+    """The first request does not wait for the worker to start: it is answered from a thread."""
+    body = fixture_bytes("frontier.xml")
+
+    async def work(cpu_work: CpuWork) -> tuple[bool, Any]:
+        parsed = await cpu_work.parse("frontier", body, {}, url=URL, now=NOW)
+        worker = cpu_work._worker
+        return worker is not None and worker.ready, parsed
+
+    was_ready, parsed = run(work)
+    assert not was_ready
+    assert parsed == parse_document("frontier", body, {}, url=URL, now=NOW)
+
+
+def test_without_a_worker_process_none_is_started() -> None:
+    """worker_process = false: every request runs on the thread here."""
+
+    async def go() -> tuple[bool, int]:
+        async with CpuWork(False) as cpu_work:
+            up = await cpu_work.ready(within=1)
+            parsed = await cpu_work.parse("frontier", fixture_bytes("frontier.xml"), {}, url=URL, now=NOW)
+            return up or cpu_work._worker is not None, len(parsed.items)
+
+    started, count = asyncio.run(go())
+    assert not started
+    assert count > 0
+
+
+def test_a_worker_that_dies_fails_one_feed_and_the_rest_are_done_here() -> None:
+    """Killed with requests queued: the one it was on fails as a ParseError, the others are
+    answered here, and no new worker starts until RESTART_AFTER has passed."""
+    body = fixture_bytes("frontier.xml")
+    now = [0.0]
+
+    async def work(cpu_work: CpuWork) -> tuple[list[Any], bool, bool]:
+        assert await cpu_work.ready()
+        worker = cpu_work._worker
+        assert worker is not None
+        pid = worker.process.pid
+        os.kill(pid, signal.SIGSTOP)  # it takes the requests but answers none
+        requests = [
+            asyncio.create_task(cpu_work.parse(f"feed-{n}", body, {}, url=URL, now=NOW)) for n in range(3)
+        ]
+        await asyncio.sleep(0)  # each request is written before its task first waits
+        assert len(worker.pending) == 3
+        os.kill(pid, signal.SIGKILL)
+        results = await asyncio.gather(*requests, return_exceptions=True)
+        restarted_early = await cpu_work.ready(within=1)
+        now[0] += cpu.RESTART_AFTER
+        restarted_later = await cpu_work.ready()
+        return results, restarted_early, restarted_later
+
+    results, restarted_early, restarted_later = run(work, clock=lambda: now[0])
+    assert isinstance(results[0], ParseError)
+    assert results[0].feed == "feed-0"
+    assert "worker process died (exit status -9)" in str(results[0])
+    expected = parse_document("feed-1", body, {}, url=URL, now=NOW)
+    assert results[1] == expected
+    assert results[2] == parse_document("feed-2", body, {}, url=URL, now=NOW)
+    assert not restarted_early
+    assert restarted_later
+
+
+def test_closing_stops_the_worker() -> None:
+    """aclose closes the worker's input and it exits by itself."""
+
+    async def go() -> int | None:
+        cpu_work = CpuWork(True)
+        assert await cpu_work.ready()
+        worker = cpu_work._worker
+        assert worker is not None
+        await cpu_work.aclose()
+        return worker.process.returncode
+
+    assert asyncio.run(go()) == 0
+
+
+def serve(*requests: tuple[object, ...]) -> list[Any]:
+    """What _serve replies to `requests`, run here on in-memory pipes."""
+    replies = io.BytesIO()
+    _serve(io.BytesIO(b"".join(_frame(r) for r in requests)), replies)
+    data, out = replies.getvalue(), []
+    while data:
+        length = int.from_bytes(data[:4], "little")
+        out.append(_unpickle(data[4 : 4 + length]))
+        data = data[4 + length :]
+    return out
+
+
+def test_the_worker_loop_answers_each_request_in_turn() -> None:
+    """Ready first; then a result, a parse error with its feed, and a bug reported, not fatal."""
+    body = fixture_bytes("frontier.xml")
+    replies = serve(
+        (1, "parse", "frontier", body, {}, URL, NOW),
+        (2, "parse", "junk", b"<html>", {}, URL, NOW),
+        (3, "shred", "?"),
+        (4, "analyse", []),
+    )
+    assert replies[0] == ("ready",)
+    assert replies[1] == (1, True, parse_document("frontier", body, {}, url=URL, now=NOW))
+    number, ok, (kind, feed, message) = replies[2]
+    assert (number, ok, kind, feed) == (2, False, "parse", "junk")
+    assert "not an RSS or Atom feed" in message
+    number, ok, (kind, text) = replies[3]
+    assert (number, ok, kind) == (3, False, "bug")
+    assert "unknown request 'shred'" in text
+    assert replies[4] == (4, True, [])
