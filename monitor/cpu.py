@@ -75,12 +75,12 @@ class _Requeue(Exception):
 class _Worker:
     """A worker process and the requests it has not answered yet, oldest first."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, settled: asyncio.Event) -> None:
         self.process = process
         self.pending: dict[int, asyncio.Future[Any]] = {}
         self.ready = False
         self.alive = True
-        self.settled = asyncio.Event()  # set once it is ready, or dead
+        self.settled = settled  # set once it is ready, or dead
         self.matcher: Matcher | None = None  # whose watchlists the worker holds
         self._ids = 0
         self.reader = asyncio.get_running_loop().create_task(self._read())
@@ -158,7 +158,9 @@ class CpuWork:
         self._clock = clock
         self._worker: _Worker | None = None
         self._starting: asyncio.Task[None] | None = None
+        self._settled = asyncio.Event()  # of the worker being started
         self._died_at: float | None = None
+        self._thread_job: asyncio.Future[Any] | None = None  # the last request given to the thread
 
     @property
     def worker_pid(self) -> int | None:
@@ -187,17 +189,47 @@ class CpuWork:
         return await self._run(feed, lambda: [analyse(i, matcher) for i in items], "analyse", items)
 
     async def _run(self, feed: str, local: Callable[[], _T], *request: Any) -> _T:
-        worker = self._available()
-        if worker is not None:
+        while True:
+            worker = self._available()
+            if worker is not None:
+                try:
+                    result: _T = await worker.call(*request)
+                    return result
+                except _Requeue:
+                    return await self._on_thread(local)
+                except _WorkerDied as e:
+                    log.error("feed %s: %s while reading it; it is polled again next time", feed, e)
+                    raise ParseError(feed, f"{e} while reading this feed") from None
+            coming, busy = self._coming(), self._thread_job
+            if coming is None or busy is None:
+                return await self._on_thread(local)
+            # While a worker starts, the thread here takes one request at a time: the others wait
+            # for whichever is free first, instead of queuing behind the thread (at the start of
+            # a cold cycle, dozens of feeds arrive at once, and the worker would then sit idle).
+            waiting = asyncio.ensure_future(coming.wait())
             try:
-                result: _T = await worker.call(*request)
-                return result
-            except _Requeue:
-                pass
-            except _WorkerDied as e:
-                log.error("feed %s: %s while reading it; it is polled again next time", feed, e)
-                raise ParseError(feed, f"{e} while reading this feed") from None
-        return await asyncio.get_running_loop().run_in_executor(_THREAD, local)
+                await asyncio.wait((waiting, busy), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiting.cancel()
+
+    async def _on_thread(self, local: Callable[[], _T]) -> _T:
+        job = asyncio.get_running_loop().run_in_executor(_THREAD, local)
+        self._thread_job = job
+        try:
+            return await job
+        finally:
+            if self._thread_job is job:
+                self._thread_job = None
+
+    def _coming(self) -> asyncio.Event | None:
+        """While a worker is starting, or started but not ready: the event set when it is ready
+        (or has failed)."""
+        if not self.use_process:
+            return None
+        worker = self._worker
+        if worker is not None:
+            return worker.settled if worker.alive and not worker.ready else None
+        return self._settled if self._starting is not None else None
 
     def _available(self) -> _Worker | None:
         """The worker, when it is up; else None, after starting one if that is allowed."""
@@ -220,7 +252,8 @@ class CpuWork:
             return
         if self._died_at is not None and self._clock() - self._died_at < RESTART_AFTER:
             return
-        self._starting = asyncio.get_running_loop().create_task(self._start())
+        self._settled = asyncio.Event()
+        self._starting = asyncio.get_running_loop().create_task(self._start(self._settled))
 
     async def ready(self, within: float = 30.0) -> bool:
         """Start a worker if there is none, and wait until it takes requests; whether it does."""
@@ -234,7 +267,7 @@ class CpuWork:
             await asyncio.wait_for(worker.settled.wait(), within)
         return worker.alive and worker.ready
 
-    async def _start(self) -> None:
+    async def _start(self, settled: asyncio.Event) -> None:
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -246,8 +279,9 @@ class CpuWork:
         except OSError as e:
             log.error("cannot start the worker process (%s); parsing in this process", e)
             self._died_at = self._clock()
+            settled.set()
         else:
-            self._worker = _Worker(process)
+            self._worker = _Worker(process, settled)
         finally:
             self._starting = None
 

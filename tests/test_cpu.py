@@ -194,3 +194,32 @@ def test_the_worker_loop_answers_each_request_in_turn() -> None:
     assert (number, ok, kind) == (3, False, "bug")
     assert "unknown request 'shred'" in text
     assert replies[4] == (4, True, [])
+
+
+def big_feed(items: int) -> bytes:
+    entries = "".join(
+        f"<item><title>Report {n} from the border</title><link>https://wire.example/{n}</link>"
+        f"<guid>wire-{n}</guid><description>{'A long summary of the day. ' * 40}</description></item>"
+        for n in range(items)
+    )
+    channel = f"<channel><title>W</title>{entries}</channel>"
+    return f'<?xml version="1.0"?><rss version="2.0">{channel}</rss>'.encode()
+
+
+def test_requests_wait_for_a_starting_worker_rather_than_queue_behind_the_thread() -> None:
+    """A burst arriving while the worker starts: the thread takes one request at a time, and the
+    rest go to the worker once it is up (queued on the thread, all would be done here)."""
+    body = big_feed(1000)
+
+    async def work(cpu_work: CpuWork) -> tuple[int, int]:
+        results = await asyncio.gather(
+            *(cpu_work.parse(f"feed-{n}", body, {}, url=URL, now=NOW) for n in range(6))
+        )
+        assert all(len(r.items) == 1000 for r in results)
+        worker = cpu_work._worker
+        assert worker is not None
+        return worker._ids, len(results)
+
+    to_worker, answered = run(work)
+    assert answered == 6
+    assert to_worker >= 3
