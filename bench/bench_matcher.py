@@ -42,7 +42,8 @@ from pathlib import Path
 import bench
 from monitor.text import normalise
 from monitor.types import Item, Severity
-from monitor.watchlists import Matcher, Watchlist, load_watchlists
+from monitor.watchlists import Matcher, Watchlist
+from monitor.watchlists.loader import load_watchlists
 from monitor.watchlists.matcher import item_fields
 from monitor.watchlists.model import And, Near, Node, Not, Or, Regex, SetRef, Term, leaves
 from monitor.watchlists.query import parse_query

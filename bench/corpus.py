@@ -33,7 +33,8 @@ from pathlib import Path
 
 from monitor.errors import ParseError
 from monitor.parse import parse_feed
-from monitor.watchlists import Matcher, load_watchlists
+from monitor.watchlists import Matcher
+from monitor.watchlists.loader import load_watchlists
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "feedparser-corpus"

@@ -16,8 +16,9 @@ from monitor.notify import Notifier, build_notifiers, notification_client
 from monitor.pipeline import Runtime
 from monitor.store import Store
 from monitor.store.lock import exclusive
-from monitor.watchlists import Watchlist, load_watchlists
+from monitor.watchlists import Watchlist
 from monitor.watchlists.live import LiveWatchlists
+from monitor.watchlists.loader import load_watchlists
 
 log = logging.getLogger("monitor")
 

@@ -58,7 +58,8 @@ from monitor.tuning import (
     story_scores,
 )
 from monitor.types import Match
-from monitor.watchlists import Matcher, Watchlist, load_watchlists
+from monitor.watchlists import Matcher, Watchlist
+from monitor.watchlists.loader import load_watchlists
 from monitor.watchlists.matcher import item_fields
 from monitor.watchlists.model import FIELDS
 from monitor.watchlists.reference import trace

@@ -2,7 +2,7 @@
 
 Both are pure Python. Run in the event loop's process, even on a thread of their own, they hold the
 GIL against it: fetching and storing wait for them, and a second core does nothing. A worker
-process (`python -m monitor.cpu`, started from the same interpreter) does them instead; requests
+process (`python -m monitor.worker`, started from the same interpreter) does them instead; requests
 and results go over its standard input and output, pickled. It imports only what parsing and
 matching need. Until it is up (a few tenths of a second), and whenever it is down, the work runs on
 a thread here, as it always does with `worker_process = false`. Both places run the same pure
@@ -18,54 +18,31 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import fcntl
 import functools
 import logging
-import os
 import pickle
-import signal
 import struct
 import sys
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from monitor.errors import ParseError
 from monitor.parse import ParsedFeed, parse_document
-from monitor.stories import Fingerprint, fingerprint
-from monitor.types import Item, Match
+from monitor.types import Item
 from monitor.watchlists import Matcher
+from monitor.worker import Analysis, analyse, frame, unpickle
 
 log = logging.getLogger("monitor")
 _T = TypeVar("_T")
 
-Analysis = tuple[list[Match], Fingerprint]
-
-# Frames on the pipes: a 4-byte length, then a pickle.
-_LENGTH = struct.Struct("<I")
+_LENGTH = struct.Struct("<I")  # of a frame: its length, then a pickle (`monitor.worker`)
 RESTART_AFTER = 60.0  # seconds before a worker that died is replaced
 STOP_TIMEOUT = 5.0  # seconds a worker gets to exit once its input is closed
-PIPE_BYTES = 1 << 20  # Linux lets any process give a pipe this much (/proc/sys/fs/pipe-max-size)
 
 # One thread does the work here, one feed after another: more threads only fight over the GIL.
 _THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-cpu")
-
-
-def _frame(message: object) -> bytes:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(data)) + data
-
-
-def _unpickle(data: bytes) -> Any:
-    # Only ever what the other end of our own pipe wrote: this process or the worker it started.
-    return pickle.loads(data)  # noqa: S301
-
-
-def analyse(item: Item, matcher: Matcher) -> Analysis:
-    """An item's matches (terms only, no spans) and its story fingerprint."""
-    return matcher.match(item, spans=False), fingerprint(item.title, item.summary, item.published)
 
 
 class _Requeue(Exception):
@@ -97,7 +74,7 @@ class _Worker:
 
     def send(self, message: object) -> None:
         assert self.process.stdin is not None
-        self.process.stdin.write(_frame(message))
+        self.process.stdin.write(frame(message))
 
     async def _read(self) -> None:
         assert self.process.stdout is not None
@@ -105,7 +82,7 @@ class _Worker:
         try:
             while True:
                 (length,) = _LENGTH.unpack(await stdout.readexactly(_LENGTH.size))
-                message = _unpickle(await stdout.readexactly(length))
+                message = unpickle(await stdout.readexactly(length))
                 if message == ("ready",):
                     self.ready = True
                     self.settled.set()
@@ -272,7 +249,7 @@ class CpuWork:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "monitor.cpu",
+                "monitor.worker",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
             )
@@ -306,66 +283,3 @@ class CpuWork:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-def _serve(requests: IO[bytes], replies: IO[bytes]) -> None:
-    """The worker's loop: answer each request in turn until its input ends."""
-
-    def reply(message: object) -> None:
-        replies.write(_frame(message))
-        replies.flush()
-
-    matcher = Matcher(())
-    reply(("ready",))
-    while True:
-        header = requests.read(_LENGTH.size)
-        if len(header) < _LENGTH.size:
-            return
-        (length,) = _LENGTH.unpack(header)
-        number, kind, *args = _unpickle(requests.read(length))
-        if kind == "watchlists":
-            matcher = Matcher(args[0])
-            continue
-        try:
-            if kind == "parse":
-                feed, body, headers, url, now = args
-                result: object = parse_document(feed, body, headers, url=url, now=now)
-            elif kind == "analyse":
-                result = [analyse(item, matcher) for item in args[0]]
-            else:
-                raise ValueError(f"unknown request {kind!r}")
-        except ParseError as e:
-            reply((number, False, ("parse", e.feed, str(e))))
-        except Exception:  # a bug: reported to the caller, which logs it; the worker goes on
-            reply((number, False, ("bug", traceback.format_exc(limit=-3))))
-        else:
-            reply((number, True, result))
-
-
-def main() -> None:
-    # It stops when its input closes, which is when the process that started it exits, however
-    # that happens; a Ctrl-C, a terminal's hangup or a TERM sent to the group is for that process.
-    for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
-        signal.signal(number, signal.SIG_IGN)
-    # Replies go out on the original standard output; anything else printed goes to stderr.
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    for pipe in (sys.stdin.fileno(), replies.fileno()):
-        _widen(pipe)
-    with contextlib.suppress(BrokenPipeError):  # the process that started it is gone: so are we
-        _serve(sys.stdin.buffer, replies)
-
-
-def _widen(pipe: int) -> None:
-    """Let a pipe hold many feeds, not one (64 KiB by default on Linux).
-
-    The event loop reads replies and writes requests only between its own pieces of work (storing
-    a feed takes milliseconds). With room for one feed, the worker waited for it after every
-    feed, and the two processes took turns instead of working side by side.
-    """
-    with contextlib.suppress(OSError, AttributeError):  # not Linux, or a limit lower than asked
-        fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-
-
-if __name__ == "__main__":
-    main()

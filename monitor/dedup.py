@@ -73,8 +73,11 @@ def canonical_link(url: str) -> str:
         host = f"{host}:{port}"
     query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if _keeps(k, v))
     path = _article_path(parts.path) if scheme in _DEFAULT_PORTS else parts.path
-    # Dropping the fragment can leave trailing spaces ("0 #"): strip again, or a second pass differs.
-    return urlunsplit((scheme, host, path or "/", urlencode(query), "")).strip()
+    link = urlunsplit((scheme, host, path or "/", urlencode(query), ""))
+    # Dropping the fragment can leave trailing spaces ("/s/ #"), and what they hid (a trailing
+    # slash) must go too: the stripped link is canonicalised again, or a second pass would differ.
+    stripped = link.strip()
+    return link if stripped == link else canonical_link(stripped)
 
 
 def _amp_cache(host: str) -> str | None:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from monitor.config import ChannelConfig, FeedConfig, Settings
-from monitor.cpu import CpuWork, analyse
+from monitor.cpu import CpuWork
 from monitor.dedup import canonical_link
 from monitor.errors import ParseError, StoreError
 from monitor.fetch import Fetcher
@@ -45,6 +45,7 @@ from monitor.types import (
 )
 from monitor.watchlists import Matcher, Watchlist
 from monitor.watchlists.live import LiveWatchlists
+from monitor.worker import analyse
 
 log = logging.getLogger("monitor")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench import bench_matcher as bench
-from monitor.watchlists import load_watchlists
+from monitor.watchlists.loader import load_watchlists
 from monitor.watchlists.model import leaves
 
 

@@ -4,7 +4,6 @@ a worker that dies loses one feed's poll and nothing else."""
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -14,12 +13,13 @@ from typing import Any, TypeVar
 import pytest
 
 from monitor import cpu
-from monitor.cpu import CpuWork, _frame, _serve, _unpickle, analyse
+from monitor.cpu import CpuWork
 from monitor.errors import ParseError
 from monitor.parse import parse_document
 from monitor.types import Severity
 from monitor.watchlists import Matcher, Watchlist
 from monitor.watchlists.query import parse_query
+from monitor.worker import analyse
 from tests.conftest import fixture_bytes
 
 NOW = datetime(2024, 1, 20, 12, 0, tzinfo=UTC)
@@ -162,38 +162,6 @@ def test_closing_stops_the_worker() -> None:
         return worker.process.returncode
 
     assert asyncio.run(go()) == 0
-
-
-def serve(*requests: tuple[object, ...]) -> list[Any]:
-    """What _serve replies to `requests`, run here on in-memory pipes."""
-    replies = io.BytesIO()
-    _serve(io.BytesIO(b"".join(_frame(r) for r in requests)), replies)
-    data, out = replies.getvalue(), []
-    while data:
-        length = int.from_bytes(data[:4], "little")
-        out.append(_unpickle(data[4 : 4 + length]))
-        data = data[4 + length :]
-    return out
-
-
-def test_the_worker_loop_answers_each_request_in_turn() -> None:
-    """Ready first; then a result, a parse error with its feed, and a bug reported, not fatal."""
-    body = fixture_bytes("frontier.xml")
-    replies = serve(
-        (1, "parse", "frontier", body, {}, URL, NOW),
-        (2, "parse", "junk", b"<html>", {}, URL, NOW),
-        (3, "shred", "?"),
-        (4, "analyse", []),
-    )
-    assert replies[0] == ("ready",)
-    assert replies[1] == (1, True, parse_document("frontier", body, {}, url=URL, now=NOW))
-    number, ok, (kind, feed, message) = replies[2]
-    assert (number, ok, kind, feed) == (2, False, "parse", "junk")
-    assert "not an RSS or Atom feed" in message
-    number, ok, (kind, text) = replies[3]
-    assert (number, ok, kind) == (3, False, "bug")
-    assert "unknown request 'shred'" in text
-    assert replies[4] == (4, True, [])
 
 
 def big_feed(items: int) -> bytes:

@@ -53,7 +53,7 @@ def test_channel_types_are_documented() -> None:
 
 def test_readme_example_watchlist_is_valid(tmp_path: Path) -> None:
     """The watchlist example in the README loads."""
-    from monitor.watchlists import load_watchlist
+    from monitor.watchlists.loader import load_watchlist
 
     block = re.search(r"## Watchlist format.*?```toml\n(.*?)```", README, re.S)
     assert block is not None

@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from monitor.errors import ParseError
 from monitor.parse import MAX_ITEMS, MAX_SUMMARY, MAX_TITLE, parse_document
 from monitor.text import normalise
-from monitor.watchlists import Matcher, load_watchlists
+from monitor.watchlists import Matcher
+from monitor.watchlists.loader import load_watchlists
 
 FUZZ_SECONDS = float(os.environ.get("MONITOR_FUZZ_SECONDS") or 0)
 NOW = datetime(2024, 1, 20, 12, 0, tzinfo=UTC)

@@ -9,8 +9,8 @@ import pytest
 
 from monitor.errors import ConfigErrors, LocatedError, WatchlistError
 from monitor.types import Severity
-from monitor.watchlists import Matcher, Watchlist, load_watchlist, load_watchlists
-from monitor.watchlists.loader import load_term_sets
+from monitor.watchlists import Matcher, Watchlist
+from monitor.watchlists.loader import load_term_sets, load_watchlist, load_watchlists
 from monitor.watchlists.model import DEFAULT_FIELDS, And, Near, Not, Or, Regex, Term, Word, leaves
 
 SHIPPED = Path(__file__).resolve().parents[1] / "watchlists"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from monitor.tuning import read_items, score
-from monitor.watchlists import Matcher, load_watchlists
+from monitor.watchlists import Matcher
+from monitor.watchlists.loader import load_watchlists
 
 ROOT = Path(__file__).parent.parent
 CORPUS = Path(__file__).parent / "corpus"

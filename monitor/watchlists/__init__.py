@@ -1,7 +1,10 @@
-"""Watchlists: what analysts watch for, and the matcher that finds it in items."""
+"""Watchlists: what analysts watch for, and the matcher that finds it in items.
 
-from monitor.watchlists.loader import load_watchlist, load_watchlists
+Loading them from files (`monitor.watchlists.loader`) is not imported here: the worker process
+imports this package to match, and its parser (lark) and schedules (APScheduler) cost it memory.
+"""
+
 from monitor.watchlists.matcher import Matcher
 from monitor.watchlists.model import Watchlist
 
-__all__ = ["Matcher", "Watchlist", "load_watchlist", "load_watchlists"]
+__all__ = ["Matcher", "Watchlist"]

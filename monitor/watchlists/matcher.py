@@ -32,10 +32,10 @@ from monitor.watchlists.model import (
     SetRef,
     Term,
     Watchlist,
+    compile_regex,
     leaves,
     positive_leaves,
 )
-from monitor.watchlists.query import compile_regex
 
 FIELD_WEIGHTS = {"title": 2.0, "summary": 1.0, "source": 0.5, "link": 0.5}
 

@@ -8,8 +8,11 @@ and `Near`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+import re2
 
 from monitor.types import Severity
 
@@ -158,3 +161,13 @@ def describe(node: Node) -> str:
 
 def _qualified(text: str, fields: tuple[str, ...]) -> str:
     return text if fields == DEFAULT_FIELDS else f"{'|'.join(fields)}:{text}"
+
+
+@functools.cache
+def compile_regex(pattern: str) -> re2._Regexp:
+    # Text is lower-cased before matching, so the pattern is too: /Zahedan/ still finds "zahedan".
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # the error is raised and reported with its position instead
+    options.max_mem = 8 << 20  # a pathological pattern is refused, not allowed to eat memory
+    return re2.compile(pattern, options)

@@ -17,7 +17,19 @@ import lark
 import re2
 
 from monitor.text import normalise
-from monitor.watchlists.model import DEFAULT_FIELDS, And, Near, Node, Not, Or, Regex, SetRef, Term, Word
+from monitor.watchlists.model import (
+    DEFAULT_FIELDS,
+    And,
+    Near,
+    Node,
+    Not,
+    Or,
+    Regex,
+    SetRef,
+    Term,
+    Word,
+    compile_regex,
+)
 
 MAX_NEAR = 100
 DEFAULT_NEAR = 10
@@ -236,13 +248,3 @@ def parse_regex(pattern: str, fields: tuple[str, ...] = DEFAULT_FIELDS) -> Regex
     if compiled.search("") is not None:
         raise QuerySyntaxError(f"/{pattern}/ matches empty text, so it would match every item")
     return Regex(pattern, fields)
-
-
-@cache
-def compile_regex(pattern: str) -> re2._Regexp:
-    # Text is lower-cased before matching, so the pattern is too: /Zahedan/ still finds "zahedan".
-    options = re2.Options()
-    options.case_sensitive = False
-    options.log_errors = False  # the error is raised and reported with its position instead
-    options.max_mem = 8 << 20  # a pathological pattern is refused, not allowed to eat memory
-    return re2.compile(pattern, options)

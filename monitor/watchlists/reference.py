@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from monitor.text import normalise
-from monitor.watchlists.model import FIELDS, And, Near, Node, Not, Or, Regex, SetRef, Term
-from monitor.watchlists.query import compile_regex
+from monitor.watchlists.model import FIELDS, And, Near, Node, Not, Or, Regex, SetRef, Term, compile_regex
 
 Spans = dict[str, list[tuple[int, int]]]  # field -> (first word, last word), inclusive
 
