@@ -149,7 +149,9 @@ def cli_environment() -> dict[str, str]:
     return env
 
 
-def write_config(directory: Path, urls: Sequence[str], smtp_port: int, concurrency: int) -> Path:
+def write_config(
+    directory: Path, urls: Sequence[str], smtp_port: int, concurrency: int, worker_process: bool = True
+) -> Path:
     """A config.toml in `directory` with its state beside it: one feed per URL, mail to the sink."""
     directory.mkdir(parents=True, exist_ok=True)
     feeds = "".join(f'[[feeds]]\nname = "f{i}"\nurl = "{url}"\n\n' for i, url in enumerate(urls))
@@ -159,6 +161,7 @@ allow_private_networks = true  # the farm is on loopback, which monitor refuses 
 state_path = "{directory / "state" / "monitor.db"}"
 watchlists_dir = "{WATCHLISTS_DIR}"
 max_concurrency = {concurrency}
+worker_process = {str(worker_process).lower()}
 
 [channels.mail]
 type = "email"
@@ -310,6 +313,9 @@ class SizeResult:
     feeds: int
     farm: Mapping[str, object] = field(default_factory=dict)
     cold: list[CliRun] = field(default_factory=list)
+    # Cold runs with `worker_process = false` (parsing and matching on a thread of the one
+    # process), each right after a cold run with the worker: at the repeated-cycles size only.
+    cold_in_process: list[CliRun] = field(default_factory=list)
     settle: CliRun | None = None  # an unmeasured cycle after a cold one some feeds failed in
     warm: list[CliRun] = field(default_factory=list)
     steady: list[tuple[int, CliRun]] = field(default_factory=list)  # (feeds changed, run)
@@ -532,6 +538,19 @@ def _measure_size(
             result.cold.append(run)
             say(f"  cold {number + 1}: {describe(run)}")
             expect_counts(checks, label, run, {"200": feeds})
+            if feeds == args.memory_feeds:
+                alone = here / f"cold-in-process-{number}"
+
+                def cold_in_process(directory: Path = alone) -> CliRun:
+                    shutil.rmtree(directory, ignore_errors=True)
+                    fresh = write_config(directory, urls, sink.port, args.concurrency, worker_process=False)
+                    return run_cli(fresh, farm, sink, args.timeout)
+
+                in_process = retried(cold_in_process, checks, f"{label}, worker_process = false")
+                shutil.rmtree(alone)
+                result.cold_in_process.append(in_process)
+                say(f"  cold {number + 1}, worker_process = false: {describe(in_process)}")
+                expect_counts(checks, f"{label}, worker_process = false", in_process, {"200": feeds})
             spent = sum(r.run.wall for r in result.cold)
             if number + 1 < cold_runs and spent + run.run.wall > COLD_BUDGET:
                 # Another run like the last would take the cold runs past their budget.
@@ -929,6 +948,36 @@ def tool_versions() -> str:
     return ", ".join(found)
 
 
+def worker_rows(sizes: Sequence[SizeResult]) -> list[str]:
+    """Cold cycles with the worker process and without it, side by side."""
+    pairs = [s for s in sizes if s.cold_in_process]
+    if not pairs:
+        return []
+    size = pairs[0]
+    lines = [
+        f"Cold cycles with the worker process (the default) and with `worker_process = false` "
+        f"({size.feeds:,} feeds, {len(size.cold_in_process)} runs of each, each without right after "
+        "one with; medians with min–max; peak RSS counts both processes, the worker's share beside):",
+        "",
+        "| worker_process | wall s | CPU s | CPU ms / new item | CPU / wall | peak RSS MB "
+        "| of which the worker |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, runs in (("true", size.cold), ("false", size.cold_in_process)):
+        per_item = [r.run.cpu / r.new_items * 1000 for r in runs if r.new_items]
+        lines.append(
+            f"| {name} | {spread([r.run.wall for r in runs])} | {spread([r.run.cpu for r in runs])} "
+            f"| {spread(per_item)} | {statistics.median(r.run.cpu / r.run.wall for r in runs):.2f} "
+            f"| {spread([r.run.max_rss / MB for r in runs], digits=0)} "
+            f"| {spread([r.run.children_max_rss / MB for r in runs], digits=0)} |"
+        )
+    ratio = statistics.median(r.run.wall for r in size.cold_in_process) / statistics.median(
+        r.run.wall for r in size.cold
+    )
+    lines += ["", f"Without the worker a cold cycle takes {ratio:.2f}× as long.", ""]
+    return lines
+
+
 def scenario_rows(sizes: Sequence[SizeResult], startup: Startup | None) -> str:
     net_cpu = startup.cpu if startup is not None else 0.0
     lines = [
@@ -1299,8 +1348,10 @@ def cycle_section(
         "min–max, and ratios taken between runs interleaved in the same benchmark.",
         f"- {info['python']}; {libraries()}; harness: {tool_versions()}. Code: {args.code}.",
         "- Measured: each run is one process (`.venv/bin/monitor poll --once --config <tmp>/config.toml`), "
-        "its own wall time, CPU time (user + system, all threads) and peak RSS (`ru_maxrss`) read with "
-        "`os.wait4` (bench/measure.py), so the farm's and the harness's work are not counted.",
+        "its own wall time and CPU time (user + system, all threads, and its worker process, which it "
+        "waits for) read with `os.wait4` (bench/measure.py), so the farm's and the harness's work are "
+        "not counted; peak RSS is the process's own plus its worker process's, each one's high-water "
+        "mark (VmHWM) read from /proc every 50 ms (a sum of peaks: never less than the peak of the sum).",
         f"- Farm (bench/farm.py, its own process): N feeds × {FARM_ITEMS} items over 50 loopback addresses, "
         f"{args.latency * 1000:.0f} ms before every response, ETag + Last-Modified, gzip "
         f"(~{int(str(farm.get('bytes_per_feed', 0))) // 1024} KB a feed, "
@@ -1328,12 +1379,13 @@ def cycle_section(
             f"`monitor poll --once` with no feeds {spread([r.wall for r in startup.empty_poll])} s wall, "
             f"{spread([r.cpu for r in startup.empty_poll])} s CPU, peak RSS "
             f'{spread([r.max_rss / MB for r in startup.empty_poll], digits=0)} MB. "Net of start-up" '
-            "below subtracts the latter's median CPU. Peak RSS is `ru_maxrss`, which on Linux starts at "
+            "below subtracts the latter's median CPU. A process's peak RSS, on Linux, starts at "
             "the spawning process's peak: every command is spawned from a small process "
             f"(`python -m bench.measure`), so no figure can read below {startup.floor_rss / MB:.0f} MB "
             "(`/bin/true` measured the same way)."
         )
     lines += ["", scenario_rows(sizes, startup), ""]
+    lines += worker_rows(sizes)
     if any(s.warm for s in sizes):
         lines += [
             "Warm cycles against the floor and the naive clients (medians; the ratios are of medians):",

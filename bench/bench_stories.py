@@ -1059,7 +1059,7 @@ def lookups(database: Database, decisions: Sequence[Decision], every: int) -> Lo
             index_bytes = tracemalloc.get_traced_memory()[0]
         finally:
             tracemalloc.stop()
-        distinct = len(index._items)
+        distinct = index.tokens
         unstored = conn.execute("SELECT MAX(id) + 1 FROM items").fetchone()[0]
         sample = [
             d for d in decisions if d.kind in STORED_KINDS and d.incoming.fingerprint.weight >= MIN_SHARED

@@ -4,9 +4,10 @@ Both are pure Python. Run in the event loop's process, even on a thread of their
 GIL against it: fetching and storing wait for them, and a second core does nothing. A worker
 process (`python -m monitor.worker`, started from the same interpreter) does them instead; requests
 and results go over its standard input and output, pickled. It imports only what parsing and
-matching need. Until it is up (a few tenths of a second), and whenever it is down, the work runs on
-a thread here, as it always does with `worker_process = false`. Both places run the same pure
-functions, so the results are the same.
+matching need. It is started when work first queues up behind the thread here, so a poll with
+little to parse never starts one; until it is up (a few tenths of a second), and whenever it is
+down, the work runs on that thread, as it always does with `worker_process = false`. Both places
+run the same pure functions, so the results are the same.
 
 A worker that dies takes the feed it was working on with it: that poll fails and is tried again at
 the next one. The requests queued behind it are done here, and a new worker is started at the next
@@ -177,12 +178,17 @@ class CpuWork:
                 except _WorkerDied as e:
                     log.error("feed %s: %s while reading it; it is polled again next time", feed, e)
                     raise ParseError(feed, f"{e} while reading this feed") from None
-            coming, busy = self._coming(), self._thread_job
-            if coming is None or busy is None:
+            busy = self._thread_job
+            if busy is None:
                 return await self._on_thread(local)
-            # While a worker starts, the thread here takes one request at a time: the others wait
-            # for whichever is free first, instead of queuing behind the thread (at the start of
-            # a cold cycle, dozens of feeds arrive at once, and the worker would then sit idle).
+            # Work is queuing up: now a worker is worth its start (a few feeds changed since the
+            # last poll never get here, and cost no process). While it starts, the thread takes one
+            # request at a time, and the others wait for whichever is free first instead of
+            # queuing behind the thread (a cold cycle's first fifty feeds arrive at once).
+            self.start()
+            coming = self._coming()
+            if coming is None:  # no worker, and none coming: the thread it is
+                return await self._on_thread(local)
             waiting = asyncio.ensure_future(coming.wait())
             try:
                 await asyncio.wait((waiting, busy), return_when=asyncio.FIRST_COMPLETED)
@@ -209,14 +215,11 @@ class CpuWork:
         return self._settled if self._starting is not None else None
 
     def _available(self) -> _Worker | None:
-        """The worker, when it is up; else None, after starting one if that is allowed."""
+        """The worker, when it is up and in use."""
         worker = self._worker
         if not self.use_process:  # turned off by a reload: a running worker stays idle until closed
             return None
-        if worker is not None and worker.alive:
-            return worker if worker.ready else None
-        self.start()
-        return None
+        return worker if worker is not None and worker.alive and worker.ready else None
 
     def start(self) -> None:
         """Start a worker now, unless one runs or is starting, or the last one died under a minute

@@ -361,7 +361,6 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._tracked(self.reload)()))
         status = self._start_status_server()
         self.schedule()
-        self.rt.cpu.start()  # ready before the first polls, not during them
         self.scheduler.start()
         feeds = len(self.rt.settings.feeds)
         log.info("monitor running: %d feeds, %d watchlists", feeds, len(self.rt.watchlists))

@@ -87,18 +87,19 @@ def test_a_parse_error_in_the_worker_names_the_feed() -> None:
     assert "not an RSS or Atom feed" in str(raised.value)
 
 
-def test_until_the_worker_is_ready_the_work_is_done_here() -> None:
-    """The first request does not wait for the worker to start: it is answered from a thread."""
+def test_requests_that_never_queue_start_no_worker() -> None:
+    """One feed after another, each parsed before the next arrives: the thread keeps up, and no
+    process is started for so little."""
     body = fixture_bytes("frontier.xml")
 
-    async def work(cpu_work: CpuWork) -> tuple[bool, Any]:
-        parsed = await cpu_work.parse("frontier", body, {}, url=URL, now=NOW)
-        worker = cpu_work._worker
-        return worker is not None and worker.ready, parsed
+    async def work(cpu_work: CpuWork) -> tuple[bool, list[Any]]:
+        parsed = [await cpu_work.parse(f"feed-{n}", body, {}, url=URL, now=NOW) for n in range(3)]
+        await asyncio.sleep(0.1)
+        return cpu_work._worker is None and cpu_work._starting is None, parsed
 
-    was_ready, parsed = run(work)
-    assert not was_ready
-    assert parsed == parse_document("frontier", body, {}, url=URL, now=NOW)
+    no_worker, parsed = run(work)
+    assert no_worker
+    assert parsed[0] == parse_document("feed-0", body, {}, url=URL, now=NOW)
 
 
 def test_without_a_worker_process_none_is_started() -> None:
@@ -175,8 +176,9 @@ def big_feed(items: int) -> bytes:
 
 
 def test_requests_wait_for_a_starting_worker_rather_than_queue_behind_the_thread() -> None:
-    """A burst arriving while the worker starts: the thread takes one request at a time, and the
-    rest go to the worker once it is up (queued on the thread, all would be done here)."""
+    """A burst queues up behind the thread: a worker is started, the thread takes one request at
+    a time meanwhile, and the rest go to the worker once it is up (queued on the thread, all
+    would be done here)."""
     body = big_feed(1000)
 
     async def work(cpu_work: CpuWork) -> tuple[int, int]:
