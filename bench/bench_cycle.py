@@ -27,10 +27,10 @@ Sections, each timed:
    reporting its RSS after each: flat, or growing from cycle to cycle.
 3. Peers (`bench.peers`): rss2email and newsboat against 200 feeds, each tool on a fresh farm
    built from the same seed, cold, warm twice, steady, with monitor run the same way.
-4. Profile of a cold 1,000-feed cycle with py-spy (`record --threads --function --format raw`):
-   parsing and matching run in worker threads, which pyinstrument, profiling only the thread it
-   starts on, does not see. The raw samples go to .cache/profile/ (git-ignored); the
-   top costs go into the results.
+4. Profile of a cold 1,000-feed cycle with py-spy (`record --subprocesses --threads --function
+   --format raw`): parsing and matching run in monitor's worker process (or a thread), which
+   pyinstrument, profiling only the thread it starts on, does not see. The raw samples go to
+   .cache/profile/ (git-ignored); the top costs go into the results.
 
 Results are printed and written to bench/RESULTS.md as two sections between markers (cycle and
 peers), like the other benchmarks' sections. Exit status 1 when a count the farm reports does
@@ -801,7 +801,7 @@ def run_profile(args: argparse.Namespace, sink: SmtpSink, work: Path, say: Say) 
     raw = PROFILE_DIR / f"cold-{profile.feeds}.txt"
     with start_farm(profile.feeds, args.latency, FARM_ARGS) as farm:
         config = write_config(work / "profile", farm.urls(profile.feeds), sink.port, args.concurrency)
-        argv = [str(spy), "record", "--threads", "--function", "--rate", str(PROFILE_RATE)]
+        argv = [str(spy), "record", "--subprocesses", "--threads", "--function", "--rate", str(PROFILE_RATE)]
         argv += ["--format", "raw", "--output", str(raw), "--"]
         argv += [sys.executable, "-m", "monitor", "poll", "--once", "--config", str(config)]
         raw.unlink(missing_ok=True)
@@ -875,15 +875,19 @@ def summarise_profile(profile: Profile, raw: str, top: int = 12) -> None:
     """Shares of py-spy's samples of running threads (idle ones excluded: py-spy's default, and
     the WAITING leaves here) by thread group, by the function running (self), and by monitor's
     own functions on the stack (inclusive)."""
-    stacks: list[tuple[str, list[str], int]] = []  # (thread id, frames, samples)
-    names: dict[str, str] = {}
+    stacks: list[tuple[tuple[str, str], list[str], int]] = []  # ((process, thread id), frames, samples)
+    names: dict[tuple[str, str], str] = {}
     for line in raw.splitlines():
         stack, _, number = line.rpartition(" ")
         if not stack or not number.isdigit():
             continue
-        label, *frames = stack.split(";")
+        parts = stack.split(";")
+        process = ""  # with --subprocesses, each stack starts with its process and its parents
+        while len(parts) > 1 and parts[0].startswith("process "):
+            process = parts.pop(0)
+        label, *frames = parts
         thread = _THREAD.match(label)
-        tid = thread["tid"] if thread else label
+        tid = (process, thread["tid"] if thread else label)
         if thread and thread["name"]:
             names[tid] = thread["name"]  # some samples are taken before the thread has its name
         stacks.append((tid, [_frame_name(f) for f in frames], int(number)))
@@ -895,7 +899,8 @@ def summarise_profile(profile: Profile, raw: str, top: int = 12) -> None:
         if not frames or frames[-1] in WAITING:
             waiting += samples
             continue
-        threads[_thread_group(names.get(tid, ""))] += samples
+        in_worker = "monitor.worker" in tid[0]
+        threads["worker process" if in_worker else _thread_group(names.get(tid, ""))] += samples
         own[frames[-1]] += samples
         for name in set(frames):
             if "(monitor/" in name and name not in ENTRY_POINTS:
@@ -1292,14 +1297,15 @@ def profile_text(profile: Profile | None) -> list[str]:
     summary = profile.summary
     items = f"; {summary.new_items:,} new items, {summary.failed} feeds failed" if summary else ""
     lines += [
-        f"py-spy {PROFILE_RATE} samples a second, every thread (`py-spy record --threads --function "
-        f"--format raw`), idle threads excluded, on `python -m monitor poll --once`: {profile.samples:,} "
+        f"py-spy {PROFILE_RATE} samples a second, every thread of monitor and of its worker process "
+        "(`py-spy record --subprocesses --threads --function --format raw`), idle threads excluded, "
+        f"on `python -m monitor poll --once`: {profile.samples:,} "
         f"samples of running threads ({profile.waiting:,} more of threads blocked waiting, left out) in "
         f"{profile.wall:.1f} s of wall time under the profiler{items}. Raw samples: "
         f"`{profile.raw_path.relative_to(ROOT) if profile.raw_path else '?'}` (collapsed stacks; "
         "flamegraph.pl or speedscope.app read them).",
         "",
-        "By thread: "
+        "By thread (the worker process's samples together): "
         + ", ".join(f"{name} {share:.0%}" for name, share in profile.threads if share >= 0.005)
         + ".",
         "",

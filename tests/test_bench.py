@@ -271,3 +271,30 @@ def test_the_cycle_benchmark_runs_end_to_end_and_keeps_other_sections(tmp_path: 
     assert "| 5 | cold | 1 |" in text
     assert "count mismatch" not in text
     assert "the word caches of `monitor.stories` went from" in text  # what the heap holds by design
+
+
+def test_a_profile_counts_the_worker_process_apart_from_the_event_loop() -> None:
+    """py-spy's --subprocesses stacks start with their processes: the worker's samples form a group
+    of their own, its functions count like the main process's, and waiting leaves are left out."""
+    from bench import bench_cycle
+
+    main = 'process 10:"python -m monitor poll --once"'
+    worker = f'{main};process 11:"python -m monitor.worker"'
+    raw = "\n".join(
+        [
+            f"{main};thread (0x1): MainThread;run_cycle (monitor/pipeline.py:500);"
+            "Store.record_poll (monitor/store/sqlite.py:390) 30",
+            f"{worker};thread (0x2): MainThread;serve (monitor/worker.py:60);"
+            "parse_document (monitor/parse.py:92) 60",
+            f"{worker};thread (0x2): MainThread;serve (monitor/worker.py:55);"
+            "EpollSelector.select (selectors.py:468) 500",
+            f"{main};thread (0x3): monitor-cpu_0;_worker (concurrent/futures/thread.py:81) 100",
+            "thread (0x4): MainThread;Fetcher.fetch (monitor/fetch.py:90) 10",
+        ]
+    )
+    profile = bench_cycle.Profile(feeds=1)
+    bench_cycle.summarise_profile(profile, raw)
+    assert profile.samples == 100
+    assert profile.waiting == 600
+    assert dict(profile.threads) == {"worker process": 0.6, "event loop (main thread)": 0.4}
+    assert dict(profile.monitor_top)["parse_document (monitor/parse.py)"] == 0.6
