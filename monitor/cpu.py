@@ -123,6 +123,10 @@ class _Worker:
                 future.set_exception(_Requeue())
 
 
+def _analyse_all(items: Sequence[Item], matcher: Matcher) -> list[Analysis]:
+    return [analyse(item, matcher) for item in items]
+
+
 class _WorkerDied(Exception):
     def __init__(self, status: int | None) -> None:
         super().__init__(f"the worker process died (exit status {status})")
@@ -152,24 +156,26 @@ class CpuWork:
         """`parse_document` of a fetched body; raises ParseError as it does."""
         headers = dict(headers)
         local = functools.partial(parse_document, feed, body, headers, url=url, now=now)
-        return await self._run(feed, local, "parse", feed, body, headers, url, now)
+        return await self._run(feed, local, ("parse", feed, body, headers, url, now))
 
     async def analyse(self, feed: str, matcher: Matcher, items: Sequence[Item]) -> list[Analysis]:
         """`analyse` of each item, in order."""
         items = list(items)
         if not items:
             return []
-        worker = self._worker
-        if worker is not None and worker.alive and worker.ready and worker.matcher is not matcher:
-            # Requests are answered in order, so every later one sees these watchlists.
-            worker.send((0, "watchlists", matcher.watchlists))
-            worker.matcher = matcher
-        return await self._run(feed, lambda: [analyse(i, matcher) for i in items], "analyse", items)
+        local = functools.partial(_analyse_all, items, matcher)
+        return await self._run(feed, local, ("analyse", items), matcher)
 
-    async def _run(self, feed: str, local: Callable[[], _T], *request: Any) -> _T:
+    async def _run(
+        self, feed: str, local: Callable[[], _T], request: tuple[Any, ...], matcher: Matcher | None = None
+    ) -> _T:
         while True:
             worker = self._available()
             if worker is not None:
+                if matcher is not None and worker.matcher is not matcher:
+                    # Requests are answered in order, so this one and every later one see them.
+                    worker.send((0, "watchlists", matcher.watchlists))
+                    worker.matcher = matcher
                 try:
                     result: _T = await worker.call(*request)
                     return result

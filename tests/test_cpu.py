@@ -193,3 +193,26 @@ def test_requests_wait_for_a_starting_worker_rather_than_queue_behind_the_thread
     to_worker, answered = run(work)
     assert answered == 6
     assert to_worker >= 3
+
+
+def test_items_sent_to_a_worker_that_just_started_are_matched_with_the_watchlists() -> None:
+    """Matching requests that waited for the worker to start reach it with the watchlists first,
+    never with the empty set it starts with."""
+    body = big_feed(1000)
+    items = parse_document("frontier", fixture_bytes("frontier.xml"), {}, url=URL, now=NOW).items
+    matcher = Matcher([watchlist("rask", "Rask OR Karachi")])
+
+    async def work(cpu_work: CpuWork) -> tuple[list[Any], int]:
+        # Parses keep the thread busy, so the matching requests queue until the worker is up.
+        parses = [cpu_work.parse(f"feed-{n}", body, {}, url=URL, now=NOW) for n in range(3)]
+        matches = [cpu_work.analyse("frontier", matcher, items) for _ in range(3)]
+        results = await asyncio.gather(*parses, *matches)
+        worker = cpu_work._worker
+        assert worker is not None
+        return list(results[3:]), worker._ids
+
+    analysed, to_worker = run(work)
+    expected = [analyse(i, matcher) for i in items]
+    assert any(matches for matches, _ in expected)
+    assert analysed == [expected] * 3
+    assert to_worker >= 1
