@@ -565,3 +565,53 @@ def test_unchanged_feeds_reuse_one_connection(feed_server):
 
     assert asyncio.run(run()) == [FetchStatus.NOT_MODIFIED] * 3 + [FetchStatus.OK]
     assert len({r.client_port for r in feed_server.requests}) == 1
+
+
+def test_each_origin_keeps_to_one_pool_and_the_origins_spread_over_the_pools():
+    """Requests go to the pool their (scheme, host, port) hashes to: the same one every time, so
+    connections are reused, and the hosts of a cycle are spread over several pools."""
+    from monitor.fetch import _Pools
+
+    handled: dict[int, list[str]] = {n: [] for n in range(4)}
+
+    def pool(number: int) -> httpx.MockTransport:
+        def answer(request: httpx.Request) -> httpx.Response:
+            handled[number].append(str(request.url.copy_with(path="/")))
+            return httpx.Response(200)
+
+        return httpx.MockTransport(answer)
+
+    origins = [f"https://feeds{n}.example/" for n in range(20)] + ["http://feeds0.example:8080/"]
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=_Pools([pool(n) for n in range(4)])) as client:
+            for _ in range(2):
+                for origin in origins:
+                    await client.get(origin + "feed.xml")
+
+    asyncio.run(run())
+    where = {origin: {n for n, seen in handled.items() if origin in seen} for origin in origins}
+    assert all(len(pools) == 1 for pools in where.values())
+    assert sum(len(seen) for seen in handled.values()) == 2 * len(origins)
+    assert len({n for n, seen in handled.items() if seen}) >= 3
+
+
+def test_fetches_stay_under_max_concurrency_whatever_pools_their_hosts_are_in():
+    """max_concurrency bounds the fetches of one Fetcher, not each pool's connections."""
+    in_flight = most = 0
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return httpx.Response(200, stream=httpx.ByteStream(b"<rss/>"))
+
+    async def run() -> None:
+        async with Fetcher(Defaults(max_concurrency=2), httpx.MockTransport(answer)) as fetcher:
+            feeds = [FeedConfig(name=f"f{n}", url=f"https://host{n}.example/feed") for n in range(8)]
+            await asyncio.gather(*(fetcher.fetch(f, Validators()) for f in feeds))
+
+    asyncio.run(run())
+    assert most == 2
