@@ -36,7 +36,7 @@ lint: $(STAMP)  ## ruff, mypy and hadolint
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-bench: $(BENCH_STAMP)  ## matcher; story decisions at 1k vs 1M items; poll cycles at 100-5,000 feeds, peers, profile (~25 min); updates bench/RESULTS.md
+bench: $(BENCH_STAMP)  ## matcher; story decisions at 1k vs 1M items; poll cycles at 100-5,000 feeds, peers, profile (~17 min); updates bench/RESULTS.md
 	$(BIN)/python -m bench.bench_matcher
 	$(BIN)/python -m bench.bench_stories
 	$(BIN)/python -m bench.bench_cycle

@@ -1,6 +1,6 @@
 """Cycle benchmark: what one `monitor poll --once` costs against 100, 1,000 and 5,000 feeds.
 
-    python -m bench.bench_cycle              # or: make bench; ~20 min with the peers and the profile
+    python -m bench.bench_cycle              # or: make bench; ~15 min with the peers and the profile
     python -m bench.bench_cycle --quick      # 100 and 300 feeds, 1-2 runs, 50 peer feeds: a smoke test
     python -m bench.bench_cycle --help       # sizes, runs, concurrency, what to skip
 
