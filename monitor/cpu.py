@@ -22,7 +22,6 @@ import contextlib
 import functools
 import logging
 import pickle
-import struct
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,12 +32,11 @@ from monitor.errors import ParseError
 from monitor.parse import ParsedFeed, parse_document
 from monitor.types import Item
 from monitor.watchlists import Matcher
-from monitor.worker import Analysis, analyse, frame, unpickle
+from monitor.worker import HEADER, Analysis, analyse_all, frame, unpickle
 
 log = logging.getLogger("monitor")
 _T = TypeVar("_T")
 
-_LENGTH = struct.Struct("<I")  # of a frame: its length, then a pickle (`monitor.worker`)
 RESTART_AFTER = 60.0  # seconds before a worker that died is replaced
 STOP_TIMEOUT = 5.0  # seconds a worker gets to exit once its input is closed
 
@@ -82,7 +80,7 @@ class _Worker:
         stdout = self.process.stdout
         try:
             while True:
-                (length,) = _LENGTH.unpack(await stdout.readexactly(_LENGTH.size))
+                (length,) = HEADER.unpack(await stdout.readexactly(HEADER.size))
                 message = unpickle(await stdout.readexactly(length))
                 if message == ("ready",):
                     self.ready = True
@@ -123,10 +121,6 @@ class _Worker:
                 future.set_exception(_Requeue())
 
 
-def _analyse_all(items: Sequence[Item], matcher: Matcher) -> list[Analysis]:
-    return [analyse(item, matcher) for item in items]
-
-
 class _WorkerDied(Exception):
     def __init__(self, status: int | None) -> None:
         super().__init__(f"the worker process died (exit status {status})")
@@ -163,7 +157,7 @@ class CpuWork:
         items = list(items)
         if not items:
             return []
-        local = functools.partial(_analyse_all, items, matcher)
+        local = functools.partial(analyse_all, items, matcher)
         return await self._run(feed, local, ("analyse", items), matcher)
 
     async def _run(

@@ -19,6 +19,7 @@ import signal
 import struct
 import sys
 import traceback
+from collections.abc import Sequence
 from typing import IO, Any
 
 from monitor.errors import ParseError
@@ -29,13 +30,13 @@ from monitor.watchlists import Matcher
 
 Analysis = tuple[list[Match], Fingerprint]
 
-_LENGTH = struct.Struct("<I")
+HEADER = struct.Struct("<I")  # a frame's length, before its pickle
 PIPE_BYTES = 1 << 20  # Linux lets any process give a pipe this much (/proc/sys/fs/pipe-max-size)
 
 
 def frame(message: object) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(data)) + data
+    return HEADER.pack(len(data)) + data
 
 
 def unpickle(data: bytes) -> Any:
@@ -48,6 +49,10 @@ def analyse(item: Item, matcher: Matcher) -> Analysis:
     return matcher.match(item, spans=False), fingerprint(item.title, item.summary, item.published)
 
 
+def analyse_all(items: Sequence[Item], matcher: Matcher) -> list[Analysis]:
+    return [analyse(item, matcher) for item in items]
+
+
 def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     """The worker's loop: answer each request in turn until its input ends."""
 
@@ -58,10 +63,10 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     matcher = Matcher(())
     reply(("ready",))
     while True:
-        header = requests.read(_LENGTH.size)
-        if len(header) < _LENGTH.size:
+        header = requests.read(HEADER.size)
+        if len(header) < HEADER.size:
             return
-        (length,) = _LENGTH.unpack(header)
+        (length,) = HEADER.unpack(header)
         number, kind, *args = unpickle(requests.read(length))
         if kind == "watchlists":
             matcher = Matcher(args[0])
@@ -71,7 +76,7 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
                 feed, body, headers, url, now = args
                 result: object = parse_document(feed, body, headers, url=url, now=now)
             elif kind == "analyse":
-                result = [analyse(item, matcher) for item in args[0]]
+                result = analyse_all(args[0], matcher)
             else:
                 raise ValueError(f"unknown request {kind!r}")
         except ParseError as e:
