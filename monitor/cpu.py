@@ -17,9 +17,11 @@ request, at most once a minute, so a feed that kills it every time cannot keep u
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import functools
+import heapq
 import logging
 import pickle
 import sys
@@ -39,6 +41,11 @@ _T = TypeVar("_T")
 
 RESTART_AFTER = 60.0  # seconds before a worker that died is replaced
 STOP_TIMEOUT = 5.0  # seconds a worker gets to exit once its input is closed
+# Requests in the worker at once: enough that it finds the next one waiting when it answers one,
+# while the event loop is busy storing a feed; few, so that a matching request is not queued
+# behind many feeds' parsing.
+WINDOW = 3
+MATCHING, PARSING = 0, 1  # urgency: the lower goes first
 
 # One thread does the work here, one feed after another: more threads only fight over the GIL.
 _THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-cpu")
@@ -49,11 +56,18 @@ class _Requeue(Exception):
 
 
 class _Worker:
-    """A worker process and the requests it has not answered yet, oldest first."""
+    """A worker process, the requests it has been sent and not answered, and those waiting to be
+    sent.
+
+    Only WINDOW requests are in the worker at a time; the rest wait here, matching before parsing
+    (see `call`). The worker answers in the order it was sent.
+    """
 
     def __init__(self, process: asyncio.subprocess.Process, settled: asyncio.Event) -> None:
         self.process = process
-        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.pending: dict[int, asyncio.Future[Any]] = {}  # sent or waiting, by request number
+        self.sent: collections.deque[int] = collections.deque()  # in the worker, oldest first
+        self.waiting: list[tuple[int, int, tuple[Any, ...], Matcher | None]] = []  # a heap
         self.ready = False
         self.alive = True
         self.settled = settled  # set once it is ready, or dead
@@ -61,15 +75,34 @@ class _Worker:
         self._ids = 0
         self.reader = asyncio.get_running_loop().create_task(self._read())
 
-    async def call(self, *request: Any) -> Any:
+    async def call(self, urgency: int, request: tuple[Any, ...], matcher: Matcher | None = None) -> Any:
+        """The worker's answer to `request`, sent once fewer than WINDOW are in the worker and no
+        more urgent one (lower `urgency`) waits; with `matcher`'s watchlists in the worker.
+
+        The event loop gives matching the lead: a feed that has been parsed is a matching request
+        away from being stored, which frees its place for the next fetch. Sent as they come, the
+        parsing of fifty fetched feeds went ahead of every one of their matching requests, and
+        the event loop's process waited for the worker with nothing to store.
+        """
         self._ids += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.pending[self._ids] = future
-        self.send((self._ids, *request))
-        assert self.process.stdin is not None
-        with contextlib.suppress(ConnectionError):  # a dead worker: the reader fails the future
-            await self.process.stdin.drain()
+        heapq.heappush(self.waiting, (urgency, self._ids, request, matcher))
+        self._send_next()
         return await future
+
+    def _send_next(self) -> None:
+        while self.alive and self.waiting and len(self.sent) < WINDOW:
+            _, number, request, matcher = heapq.heappop(self.waiting)
+            if self.pending[number].done():  # its caller has given up on it
+                del self.pending[number]
+                continue
+            if matcher is not None and self.matcher is not matcher:
+                # Requests are answered in order, so this one and every later one see them.
+                self.send((0, "watchlists", matcher.watchlists))
+                self.matcher = matcher
+            self.send((number, *request))
+            self.sent.append(number)
 
     def send(self, message: object) -> None:
         assert self.process.stdin is not None
@@ -87,8 +120,11 @@ class _Worker:
                     self.settled.set()
                     continue
                 number, ok, payload = message
-                future = self.pending.pop(number)
-                if future.done():
+                if self.sent.popleft() != number:
+                    raise ValueError(f"the worker answered request {number} out of turn")
+                future = self.pending.pop(number, None)
+                self._send_next()
+                if future is None or future.done():
                     continue
                 if ok:
                     future.set_result(payload)
@@ -96,7 +132,7 @@ class _Worker:
                     future.set_exception(ParseError(payload[1], payload[2]))
                 else:
                     future.set_exception(RuntimeError(f"in the worker process: {payload[1]}"))
-        except (asyncio.IncompleteReadError, ConnectionError, pickle.UnpicklingError, ValueError, KeyError):
+        except (asyncio.IncompleteReadError, ConnectionError, pickle.UnpicklingError, ValueError, IndexError):
             pass
         finally:
             self.alive = False
@@ -110,12 +146,13 @@ class _Worker:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
             status = await self.process.wait()
-        requests = list(self.pending.values())
-        self.pending.clear()
-        for index, future in enumerate(requests):
+        working_on = self.sent[0] if self.sent else None
+        requests, self.waiting = self.pending, []
+        self.pending, self.sent = {}, collections.deque()
+        for number, future in requests.items():
             if future.done():
                 continue
-            if index == 0:  # the one it was working on when it died
+            if number == working_on:
                 future.set_exception(_WorkerDied(status))
             else:
                 future.set_exception(_Requeue())
@@ -150,7 +187,7 @@ class CpuWork:
         """`parse_document` of a fetched body; raises ParseError as it does."""
         headers = dict(headers)
         local = functools.partial(parse_document, feed, body, headers, url=url, now=now)
-        return await self._run(feed, local, ("parse", feed, body, headers, url, now))
+        return await self._run(feed, local, ("parse", feed, body, headers, url, now), PARSING)
 
     async def analyse(self, feed: str, matcher: Matcher, items: Sequence[Item]) -> list[Analysis]:
         """`analyse` of each item, in order."""
@@ -158,20 +195,21 @@ class CpuWork:
         if not items:
             return []
         local = functools.partial(analyse_all, items, matcher)
-        return await self._run(feed, local, ("analyse", items), matcher)
+        return await self._run(feed, local, ("analyse", items), MATCHING, matcher)
 
     async def _run(
-        self, feed: str, local: Callable[[], _T], request: tuple[Any, ...], matcher: Matcher | None = None
+        self,
+        feed: str,
+        local: Callable[[], _T],
+        request: tuple[Any, ...],
+        urgency: int,
+        matcher: Matcher | None = None,
     ) -> _T:
         while True:
             worker = self._available()
             if worker is not None:
-                if matcher is not None and worker.matcher is not matcher:
-                    # Requests are answered in order, so this one and every later one see them.
-                    worker.send((0, "watchlists", matcher.watchlists))
-                    worker.matcher = matcher
                 try:
-                    result: _T = await worker.call(*request)
+                    result: _T = await worker.call(urgency, request, matcher)
                     return result
                 except _Requeue:
                     return await self._on_thread(local)

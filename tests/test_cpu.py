@@ -216,3 +216,68 @@ def test_items_sent_to_a_worker_that_just_started_are_matched_with_the_watchlist
     assert any(matches for matches, _ in expected)
     assert analysed == [expected] * 3
     assert to_worker >= 1
+
+
+def test_matching_goes_ahead_of_parsing_that_waits_to_be_sent() -> None:
+    """WINDOW requests are in the worker at a time; of those waiting, matching is sent first, so
+    a parsed feed is not held up behind the parsing of every feed fetched after it."""
+    body = fixture_bytes("frontier.xml")
+    items = parse_document("frontier", body, {}, url=URL, now=NOW).items
+    matcher = Matcher([watchlist("rask", "Rask OR Karachi")])
+
+    async def work(cpu_work: CpuWork) -> tuple[list[str], int]:
+        assert await cpu_work.ready()
+        worker = cpu_work._worker
+        assert worker is not None
+        os.kill(worker.process.pid, signal.SIGSTOP)
+        finished: list[str] = []
+
+        async def timed(name: str, request: Awaitable[Any]) -> None:
+            await request
+            finished.append(name)
+
+        parses = [
+            asyncio.create_task(timed(f"parse-{n}", cpu_work.parse(f"feed-{n}", body, {}, url=URL, now=NOW)))
+            for n in range(cpu.WINDOW + 2)
+        ]
+        await asyncio.sleep(0)
+        matching = asyncio.create_task(timed("match", cpu_work.analyse("frontier", matcher, items)))
+        await asyncio.sleep(0)
+        in_worker = len(worker.sent)
+        os.kill(worker.process.pid, signal.SIGCONT)
+        await asyncio.gather(*parses, matching)
+        return finished, in_worker
+
+    finished, in_worker = run(work)
+    assert in_worker == cpu.WINDOW
+    parses_first = [f"parse-{n}" for n in range(cpu.WINDOW)]
+    assert finished == [*parses_first, "match", f"parse-{cpu.WINDOW}", f"parse-{cpu.WINDOW + 1}"]
+
+
+def test_a_request_given_up_before_it_is_sent_never_reaches_the_worker() -> None:
+    """A caller that stops waiting (a deadline, a cycle cancelled) takes its request back; the
+    worker goes on answering the others in turn."""
+    body = fixture_bytes("frontier.xml")
+
+    async def work(cpu_work: CpuWork) -> tuple[list[int], bool]:
+        assert await cpu_work.ready()
+        worker = cpu_work._worker
+        assert worker is not None
+        sent: list[int] = []
+        send = worker.send
+        worker.send = lambda message: (sent.append(message[0]), send(message))[1]  # type: ignore[method-assign]
+        os.kill(worker.process.pid, signal.SIGSTOP)
+        requests = [
+            asyncio.create_task(cpu_work.parse(f"feed-{n}", body, {}, url=URL, now=NOW))
+            for n in range(cpu.WINDOW + 1)
+        ]
+        await asyncio.sleep(0)
+        requests[-1].cancel()
+        os.kill(worker.process.pid, signal.SIGCONT)
+        await asyncio.gather(*requests[:-1])
+        later = await cpu_work.parse("later", body, {}, url=URL, now=NOW)
+        return sent, bool(later.items) and not worker.pending and not worker.sent
+
+    sent, settled = run(work)
+    assert sent == [*range(1, cpu.WINDOW + 1), cpu.WINDOW + 2]
+    assert settled

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
+import feedparser.mixin
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -445,6 +446,34 @@ def test_relative_atom_link_resolved():
         atom('<title>t</title><id>1</id><link href="rel/2"/>'), ATOM_TYPE, "https://atom.example/dir/feed"
     )
     assert item.link == "https://atom.example/dir/rel/2"
+
+
+def test_xml_base_resolves_the_links_under_it_and_no_others():
+    """An entry's xml:base applies to its own links; the next entry's resolve against the feed URL."""
+    body = atom(
+        '<title>a</title><id>1</id><link href="rel/2"/>',
+        '<title>b</title><id>2</id><link href="rel/3"/>',
+    ).replace(b"<entry>", b'<entry xml:base="https://other.example/dir/">', 1)
+    items, _ = parse_feed("desk", body, ATOM_TYPE, url="https://atom.example/dir/feed", now=NOW)
+    assert [i.link for i in items] == ["https://other.example/dir/rel/2", "https://atom.example/dir/rel/3"]
+
+
+def test_base_uri_joins_are_remembered_and_answered_as_feedparser_does():
+    """feedparser's base-URI join is kept in a cache (monitor.parse): same answers as the original."""
+    remembered = feedparser.mixin.make_safe_absolute_uri
+    original = remembered.__wrapped__
+    cases = [
+        ("https://a.example/feed", "https://a.example/feed"),
+        ("https://a.example/x/feed", "rel/"),
+        ("https://a.example/", "javascript:alert(1)"),
+        ("", "https://b.example/"),
+        ("https://a.example/", ""),
+        ("https://a.example/", None),
+        ("http://[::1", "x"),
+        ("https://a.example/", "http://[bad"),
+    ]
+    for base, rel in cases * 2:
+        assert remembered(base, rel) == original(base, rel)
 
 
 # Bad input

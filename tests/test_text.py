@@ -8,6 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import monitor.text as text_module
 from monitor.text import (
     _plain_markup_text,
     _TextExtractor,
@@ -158,6 +159,27 @@ def test_html_to_text_of_plain_text_only_collapses_space(text):
 def test_normalise(text, expected):
     """Case, accents, punctuation and dashes are erased; words joined by one space."""
     assert normalise(text) == expected
+
+
+# Latin text with its quotes, dashes and accents; marks alone and stacked, including spacing ones
+# that canonical ordering moves; Arabic, ideographs, compatibility forms, astral letters.
+_MIXED = st.text(
+    st.sampled_from(
+        "aZ9 _'`s.-\u2019\u201c\u201d\u2014\u00e9\u00c9\u00df\u0130\u00b4\u0301\u0323\u0345\u05b0"
+        "\u0f71\u0f72\u0f7f\U0001d166\U0001d16d\ufb01\u2460\uff21\u064a\u0643\u200c\u200d\u0640"
+        "\u4e2d\u3042\U0001d400\U0001d165\U0001d16e\U000e0101\u0663\u2163"
+    )
+)
+
+
+@settings(max_examples=500)
+@given(st.one_of(_MIXED, st.text()))
+@example("Ta\u2019s \u201cpartial\u201d \u2014 Pa\u00efkhol")
+@example("\u0130stanbul \u00b4s\u0301")
+def test_normalise_folds_a_character_at_a_time_as_it_folds_the_whole_text(text):
+    """Text that folds to ASCII is folded a character at a time (the fast way): the same words as
+    folding the whole text."""
+    assert normalise(text) == text_module._words(text_module._fold(text))
 
 
 def test_sistan_spellings_are_equal():
