@@ -252,7 +252,8 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         resolver: Resolver = resolve,
         verify: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(limits=limits)
+        verify = verify or httpx.create_ssl_context()
+        super().__init__(limits=limits, verify=verify)  # with its own, it would load the CAs again
         # httpx offers no parameter for the network backend, so the pool it just built is replaced
         # by an identical one on the guarded backend. Fail closed if httpx ever renames it.
         if not isinstance(getattr(self, "_pool", None), httpcore.AsyncConnectionPool):
@@ -262,7 +263,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
                 "allow_private_networks = true"
             )
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=verify or httpx.create_ssl_context(),
+            ssl_context=verify,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
