@@ -41,6 +41,7 @@ not are reported, never an error.
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import datetime as dt
 import json
@@ -140,6 +141,14 @@ def monitor_executable() -> Path:
     if not script.is_file():
         raise SystemExit(f"{script} not found: install the project (make bench does) and run from its venv")
     return script
+
+
+def compile_sources() -> None:
+    """Write monitor's bytecode, as installing its wheel does. In an editable install with
+    PYTHONDONTWRITEBYTECODE set, none is ever written, and every start compiles the sources
+    (a tenth of a second here), which an installed copy never does."""
+    if not compileall.compile_dir(ROOT / "monitor", quiet=1):
+        raise SystemExit("monitor's sources did not compile")
 
 
 def cli_environment() -> dict[str, str]:
@@ -1357,7 +1366,10 @@ def cycle_section(
         "its own wall time and CPU time (user + system, all threads, and its worker process, which it "
         "waits for) read with `os.wait4` (bench/measure.py), so the farm's and the harness's work are "
         "not counted; peak RSS is the process's own plus its worker process's, each one's high-water "
-        "mark (VmHWM) read from /proc every 50 ms (a sum of peaks: never less than the peak of the sum).",
+        "mark (VmHWM) read from /proc every 50 ms (a sum of peaks: never less than the peak of the sum). "
+        "monitor's bytecode is compiled before the first run, as pip compiles an installed wheel's (the "
+        "Docker image); an editable install under PYTHONDONTWRITEBYTECODE would compile the sources "
+        "again at every start of either process.",
         f"- Farm (bench/farm.py, its own process): N feeds × {FARM_ITEMS} items over 50 loopback addresses, "
         f"{args.latency * 1000:.0f} ms before every response, ETag + Last-Modified, gzip "
         f"(~{int(str(farm.get('bytes_per_feed', 0))) // 1024} KB a feed, "
@@ -1559,6 +1571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text, flush=True)
 
     monitor_executable()
+    compile_sources()
     args.code = checkout()  # again at the end: a checkout that changes meanwhile is reported
     checks = Checks()
     timings: dict[str, float] = {}
