@@ -21,7 +21,7 @@ import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -128,10 +128,11 @@ class Fingerprint:
 
     tokens: Mapping[int, float]
     published: datetime
+    # Their sum, which the story lookup reads several times an item: summed once.
+    weight: float = field(init=False, compare=False)
 
-    @property
-    def weight(self) -> float:
-        return sum(self.tokens.values())
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", sum(self.tokens.values()))
 
 
 def salient_tokens(title: str, summary: str) -> dict[str, float]:

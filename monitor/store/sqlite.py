@@ -533,7 +533,7 @@ class Store:
                     shared[other] = shared.get(other, 0.0) + weight
             rows = self.db.execute(
                 f"SELECT item_id {_WINDOWED_FINGERPRINTS}",
-                [json.dumps([other for other, weight in shared.items() if weight >= MIN_SHARED]), start, end],
+                [_json_ids(other for other, weight in shared.items() if weight >= MIN_SHARED), start, end],
             )
             near = {other: shared[other] for (other,) in rows}
         else:
@@ -547,7 +547,7 @@ class Store:
             own, weigh = set(tokens), tokens.__getitem__
             for other, blob in self.db.execute(
                 f"SELECT item_id, tokens {_WINDOWED_FINGERPRINTS}",
-                [json.dumps(list(shared)), start, end],
+                [_json_ids(shared), start, end],
             ):
                 common = own.intersection(unpack_tokens(blob))
                 # Most candidates share a token or two, which cannot weigh MIN_SHARED: not summed.
@@ -562,7 +562,7 @@ class Store:
             story
             for other, weight, story in self.db.execute(
                 "SELECT id, token_weight, story_id FROM items WHERE id IN (SELECT value FROM json_each(?))",
-                [json.dumps(list(near))],
+                [_json_ids(near)],
             )
             if same_story(near[other], fp.weight, weight)
         }
@@ -971,6 +971,11 @@ def _item(row: Sequence[Any]) -> Item:
         fingerprint=row[11],
         outlet=row[12],
     )
+
+
+def _json_ids(ids: Iterable[int]) -> str:
+    """Row ids as a JSON array for `json_each`; json.dumps takes three times as long on ints."""
+    return "[" + ",".join(map(str, ids)) + "]"
 
 
 def _statements(script: str) -> list[str]:
