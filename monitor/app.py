@@ -45,7 +45,7 @@ async def open_runtime(
         try:
             async with (
                 Fetcher(settings.defaults, transport) as fetcher,
-                notification_client(settings.defaults.timeout) as client,
+                notification_client(settings.defaults.timeout, fetcher.ssl_context) as client,
                 CpuWork(settings.defaults.worker_process) as cpu,
             ):
                 yield Runtime(

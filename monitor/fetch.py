@@ -10,6 +10,7 @@ connections to private networks are refused after DNS resolution, at every hop (
 from __future__ import annotations
 
 import asyncio
+import ssl
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -49,6 +50,7 @@ class Fetcher:
         self._defaults = defaults
         # At most max_concurrency fetches at once, whichever pools their hosts fall in.
         self._slots = asyncio.Semaphore(defaults.max_concurrency)
+        self.ssl_context: ssl.SSLContext | None = None  # the pools' own, when they are ours
         if transport is None:
             # Each pool may hold every connection the fetches can use at once; idle, the pools
             # keep twice max_concurrency between them, enough for one connection per host of a
@@ -57,7 +59,7 @@ class Fetcher:
                 max_connections=defaults.max_concurrency,
                 max_keepalive_connections=-(-2 * defaults.max_concurrency // POOLS),
             )
-            verify = httpx.create_ssl_context()  # one for all pools: loading the CAs takes a while
+            verify = self.ssl_context = httpx.create_ssl_context()  # loading the CAs takes a while: once
             transport = _Pools(
                 [
                     httpx.AsyncHTTPTransport(limits=limits, verify=verify)

@@ -6,7 +6,6 @@ import asyncio
 import gzip
 import itertools
 import os
-import ssl
 import sys
 import zlib
 from pathlib import Path
@@ -619,21 +618,13 @@ def test_fetches_stay_under_max_concurrency_whatever_pools_their_hosts_are_in():
 
 
 @pytest.mark.parametrize("allow_private_networks", [False, True])
-def test_the_pools_share_one_load_of_the_certificate_authorities(monkeypatch, allow_private_networks):
+def test_the_pools_share_one_load_of_the_certificate_authorities(ca_loads, allow_private_networks):
     """Loading the CAs takes tens of milliseconds and a megabyte or two: done once for all the pools,
     guarded or not."""
-    loads = []
-    load = ssl.SSLContext.load_verify_locations
-
-    def counted(self, *args, **kwargs):
-        loads.append(args)
-        return load(self, *args, **kwargs)
-
-    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
 
     async def go() -> None:
         async with Fetcher(Defaults(allow_private_networks=allow_private_networks)):
             pass
 
     asyncio.run(go())
-    assert len(loads) == 1
+    assert len(ca_loads) == 1

@@ -121,6 +121,19 @@ def cycle(config: Path) -> CycleReport:
     return asyncio.run(go())
 
 
+def test_a_runtime_loads_the_certificate_authorities_once(
+    tmp_path: Path, feed_server: Server, receiver: Server, ca_loads: list[tuple[object, ...]]
+) -> None:
+    """Feeds and alerts share one TLS context: each load takes tens of milliseconds of a start."""
+
+    async def go() -> None:
+        async with open_runtime(load_settings(webhook_config(tmp_path, feed_server, receiver))):
+            pass
+
+    asyncio.run(go())
+    assert len(ca_loads) == 1
+
+
 def test_end_to_end_delivers_to_webhook_and_email_then_304s(
     tmp_path: Path, feed_server: Server, receiver: Server, smtp_server: Smtp
 ) -> None:

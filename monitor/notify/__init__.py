@@ -6,6 +6,7 @@ third-party channel would be.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 
 import httpx
@@ -40,9 +41,14 @@ def build_notifiers(settings: Settings, client: httpx.AsyncClient) -> dict[str, 
     return {name: CHANNEL_TYPES[c.type](c, client) for name, c in settings.channels.items()}
 
 
-def notification_client(timeout: float) -> httpx.AsyncClient:
-    """The HTTP client for outgoing alerts. Redirects are failures: an alert is never re-sent elsewhere."""
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False)
+def notification_client(timeout: float, verify: ssl.SSLContext | None = None) -> httpx.AsyncClient:
+    """The HTTP client for outgoing alerts. Redirects are failures: an alert is never re-sent elsewhere.
+
+    `verify`: a TLS context to share (the fetcher's), so the certificate authorities are not loaded
+    a second time."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout), follow_redirects=False, verify=True if verify is None else verify
+    )
 
 
 __all__ = ["CHANNEL_TYPES", "Notifier", "build_notifiers", "notification_client"]
