@@ -7,7 +7,9 @@ and results go over its standard input and output, pickled. It imports only what
 matching need. It is started when work first queues up behind the thread here, so a poll with
 little to parse never starts one; until it is up (a few tenths of a second), and whenever it is
 down, the work runs on that thread, as it always does with `worker_process = false`. Both places
-run the same pure functions, so the results are the same.
+run the same pure functions, so the results are the same. Requests wait here and go to the worker
+a few at a time, matching before parsing (`_Worker.call`); a worker left without requests for
+IDLE_STOP seconds is stopped, and the next burst of work starts another.
 
 A worker that dies takes the feed it was working on with it: that poll fails and is tried again at
 the next one. The requests queued behind it are done here, and a new worker is started at the next
@@ -46,6 +48,9 @@ STOP_TIMEOUT = 5.0  # seconds a worker gets to exit once its input is closed
 # behind many feeds' parsing.
 WINDOW = 3
 MATCHING, PARSING = 0, 1  # urgency: the lower goes first
+# Seconds without a request after which the worker is stopped: a daemon gets its memory back
+# between bursts of new items, and the next burst starts another.
+IDLE_STOP = 300.0
 
 # One thread does the work here, one feed after another: more threads only fight over the GIL.
 _THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-cpu")
@@ -158,6 +163,18 @@ class _Worker:
                 future.set_exception(_Requeue())
 
 
+async def _stop(worker: _Worker) -> None:
+    """Close the worker's input, and kill it if it has not exited STOP_TIMEOUT later."""
+    if worker.process.stdin is not None:
+        worker.process.stdin.close()
+    try:  # the reader ends when the worker's output does, once it has exited
+        await asyncio.wait_for(asyncio.shield(worker.reader), STOP_TIMEOUT)
+    except TimeoutError:  # still busy, or stopped
+        with contextlib.suppress(ProcessLookupError):
+            worker.process.kill()
+        await worker.reader
+
+
 class _WorkerDied(Exception):
     def __init__(self, status: int | None) -> None:
         super().__init__(f"the worker process died (exit status {status})")
@@ -166,9 +183,14 @@ class _WorkerDied(Exception):
 class CpuWork:
     """Where parsing and matching run: a worker process when `use_process`, else a thread."""
 
-    def __init__(self, use_process: bool, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, use_process: bool, *, clock: Callable[[], float] = time.monotonic, idle_stop: float = IDLE_STOP
+    ) -> None:
         self.use_process = use_process
         self._clock = clock
+        self._idle_stop = idle_stop
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._stopping: set[asyncio.Task[None]] = set()  # idle workers being stopped
         self._worker: _Worker | None = None
         self._starting: asyncio.Task[None] | None = None
         self._settled = asyncio.Event()  # of the worker being started
@@ -208,6 +230,8 @@ class CpuWork:
         while True:
             worker = self._available()
             if worker is not None:
+                if self._idle_timer is not None:
+                    self._idle_timer.cancel()
                 try:
                     result: _T = await worker.call(urgency, request, matcher)
                     return result
@@ -216,6 +240,11 @@ class CpuWork:
                 except _WorkerDied as e:
                     log.error("feed %s: %s while reading it; it is polled again next time", feed, e)
                     raise ParseError(feed, f"{e} while reading this feed") from None
+                finally:
+                    if worker is self._worker and not worker.pending:
+                        self._idle_timer = asyncio.get_running_loop().call_later(
+                            self._idle_stop, self._stop_idle
+                        )
             busy = self._thread_job
             if busy is None:
                 return await self._on_thread(local)
@@ -303,21 +332,28 @@ class CpuWork:
         finally:
             self._starting = None
 
+    def _stop_idle(self) -> None:
+        self._idle_timer = None
+        worker = self._worker
+        if worker is None or worker.pending or not worker.alive:  # busy, or dead (see `start`)
+            return
+        self._worker = None
+        log.debug("worker process %d idle for %g s: stopped", worker.process.pid, self._idle_stop)
+        task = asyncio.get_running_loop().create_task(_stop(worker))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
     async def aclose(self) -> None:
         """Stop the worker: its input is closed, and it is killed if it does not exit in time."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         if self._starting is not None:
             await self._starting
         worker, self._worker = self._worker, None
-        if worker is None:
-            return
-        if worker.process.stdin is not None:
-            worker.process.stdin.close()
-        try:  # the reader ends when the worker's output does, once it has exited
-            await asyncio.wait_for(asyncio.shield(worker.reader), STOP_TIMEOUT)
-        except TimeoutError:  # still busy, or stopped
-            with contextlib.suppress(ProcessLookupError):
-                worker.process.kill()
-            await worker.reader
+        if worker is not None:
+            await _stop(worker)
+        if self._stopping:
+            await asyncio.gather(*self._stopping)
 
     async def __aenter__(self) -> CpuWork:
         return self

@@ -281,3 +281,45 @@ def test_a_request_given_up_before_it_is_sent_never_reaches_the_worker() -> None
     sent, settled = run(work)
     assert sent == [*range(1, cpu.WINDOW + 1), cpu.WINDOW + 2]
     assert settled
+
+
+def test_an_idle_worker_is_stopped_and_the_next_burst_starts_another() -> None:
+    """After idle_stop seconds without a request the worker exits (its memory back to the system);
+    it did not die, so the next burst starts one without waiting RESTART_AFTER."""
+    body = fixture_bytes("frontier.xml")
+
+    async def work(cpu_work: CpuWork) -> tuple[int | None, int | None, bool, bool]:
+        assert await cpu_work.ready()
+        first = cpu_work._worker
+        assert first is not None
+        await cpu_work.parse("frontier", body, {}, url=URL, now=NOW)
+        await asyncio.sleep(0.6)
+        stopped = cpu_work.worker_pid is None
+        restarted = await cpu_work.ready(within=5)
+        second = cpu_work._worker
+        assert second is not None
+        return first.process.returncode, second.process.returncode, stopped, restarted
+
+    first_status, second_status, stopped, restarted = run(work, idle_stop=0.2)
+    assert stopped
+    assert first_status == 0
+    assert restarted
+    assert second_status is None  # running until closed
+
+
+def test_a_busy_worker_is_not_stopped() -> None:
+    """Requests one after another, each shorter than idle_stop apart: one worker answers them all."""
+    body = big_feed(300)
+
+    async def work(cpu_work: CpuWork) -> set[int | None]:
+        assert await cpu_work.ready()
+        pids = set()
+        for n in range(6):
+            await cpu_work.parse(f"feed-{n}", body, {}, url=URL, now=NOW)
+            pids.add(cpu_work.worker_pid)
+            await asyncio.sleep(0.05)
+        return pids
+
+    pids = run(work, idle_stop=0.2)
+    assert len(pids) == 1
+    assert None not in pids
