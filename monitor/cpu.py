@@ -97,7 +97,9 @@ class _Worker:
         return await future
 
     def _send_next(self) -> None:
-        while self.alive and self.waiting and len(self.sent) < WINDOW:
+        assert self.process.stdin is not None
+        # Once its input is closed (being stopped), what waits is done here when the worker exits.
+        while self.alive and self.waiting and len(self.sent) < WINDOW and not self.process.stdin.is_closing():
             _, number, request, matcher = heapq.heappop(self.waiting)
             if self.pending[number].done():  # its caller has given up on it
                 del self.pending[number]

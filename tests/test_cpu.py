@@ -323,3 +323,23 @@ def test_a_busy_worker_is_not_stopped() -> None:
     pids = run(work, idle_stop=0.2)
     assert len(pids) == 1
     assert None not in pids
+
+
+def test_closing_with_requests_waiting_loses_none_of_them() -> None:
+    """Closed while requests wait to be sent: those in the worker are answered before it exits,
+    and the waiting ones are done here; none reaches a closed pipe and is lost."""
+    body = big_feed(1000)
+
+    async def go() -> list[Any]:
+        cpu_work = CpuWork(True)
+        assert await cpu_work.ready()
+        requests = [
+            asyncio.create_task(cpu_work.parse(f"feed-{n}", body, {}, url=URL, now=NOW))
+            for n in range(cpu.WINDOW + 2)
+        ]
+        await asyncio.sleep(0)
+        await cpu_work.aclose()
+        return await asyncio.gather(*requests, return_exceptions=True)
+
+    results = asyncio.run(go())
+    assert [len(r.items) for r in results] == [1000] * (cpu.WINDOW + 2)
