@@ -1222,3 +1222,24 @@ def test_the_planner_sees_what_the_story_already_has(store):
     assert second.outlets == ("Wire", "Dawn")
     assert second.matched["guards"][0].key == "a"
     assert second.alerted == {("guards", "team")}
+
+
+def test_a_feeds_row_is_read_by_its_name_not_by_scanning_every_feed(store):
+    """Read before every poll: each statement searches an index. A scan of the feeds table made
+    a cycle's reads grow with the square of the feeds."""
+    for n in range(20):
+        store.record_unchanged(f"feed-{n}", f"https://wire.example/{n}", "not_modified", NOW)
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        row = store.sync_feed("feed-7", "https://wire.example/7")
+    finally:
+        store.db.conn.set_trace_callback(None)
+    assert row is not None
+    assert row.name == "feed-7"
+    selects = [s for s in statements if s.lstrip().startswith("SELECT")]
+    assert len(selects) == 2
+    for statement in selects:
+        # The trace shows the values bound: explain the statement as it ran.
+        plan = [r[3] for r in store.db.conn.execute("EXPLAIN QUERY PLAN " + statement)]
+        assert not [step for step in plan if step.startswith("SCAN")], (statement, plan)
